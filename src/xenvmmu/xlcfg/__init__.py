@@ -1,0 +1,106 @@
+"""The xl.cfg language exactly as Xen's libxlu parses it, per grammar dialect.
+
+Tiny API in the style of ``tomllib``::
+
+    result = xlcfg.parse(data, dialect="4.13")   # bytes or str -> ParseResult (never raises)
+    result = xlcfg.load(path, dialect="4.4")     # reads the file's bytes
+    cfg = xlcfg.loads(text)                      # ParseResult, or raises XlCfgError
+
+``ParseResult`` holds the settings in file order (last one of a key wins), the errors as
+libxlu prints them, and whether libxlu adds its "looks like Python" warning. The typed
+getters ``get_long``, ``get_defbool``, ``get_string`` and ``get_list`` give xl's reading of
+one key, warnings included. This package knows nothing of what the keys mean.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._dialects import DEFAULT_DIALECT, DIALECTS, Dialect
+from ._getters import get_defbool, get_list, get_long, get_string, strtol
+from ._parser import parse_text
+from ._types import ConfigError, Lookup, ParseResult, Setting, Value
+
+__all__ = [
+    "DEFAULT_DIALECT",
+    "DIALECTS",
+    "ConfigError",
+    "Dialect",
+    "Lookup",
+    "ParseResult",
+    "Setting",
+    "Value",
+    "XlCfgError",
+    "get_defbool",
+    "get_list",
+    "get_long",
+    "get_string",
+    "load",
+    "loads",
+    "parse",
+    "strtol",
+]
+
+
+class XlCfgError(ValueError):
+    """Raised by ``loads`` for a file libxlu rejects; carries the first error's line."""
+
+    def __init__(self, result: ParseResult, source: str = "CFG") -> None:
+        self.result = result
+        first = result.errors[0] if result.errors else None
+        self.lineno = first.line if first else 0
+        super().__init__("\n".join(result.messages(source)))
+
+
+def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT) -> ParseResult:
+    """Parse xl.cfg text as libxlu of ``dialect`` does. Never raises for bad input.
+
+    ``str`` input is encoded as UTF-8 (lone surrogates from "surrogateescape" become the
+    original bytes again).
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown xl.cfg dialect {dialect!r} (known: {', '.join(DIALECTS)})")
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
+    ctx, crash = parse_text(raw.decode("latin-1"), dialect)
+    if crash is not None:
+        return ParseResult(dialect, False, crash=crash)
+    if ctx.err:
+        return ParseResult(
+            dialect,
+            False,
+            errors=tuple(ConfigError(line, _public(msg)) for line, msg in ctx.errors),
+            python_warning=ctx.likely_python,
+        )
+    settings = tuple(
+        Setting(_public(key), _freeze(value), line, op)  # type: ignore[arg-type]
+        for key, value, line, op in ctx.settings
+    )
+    return ParseResult(dialect, True, settings=settings)
+
+
+def loads(data: bytes | str, dialect: str = DEFAULT_DIALECT, source: str = "CFG") -> ParseResult:
+    """Parse, raising ``XlCfgError`` (with libxlu's messages) when the file is rejected."""
+    result = parse(data, dialect)
+    if not result.ok:
+        raise XlCfgError(result, source)
+    return result
+
+
+def load(path: str | os.PathLike[str], dialect: str = DEFAULT_DIALECT) -> ParseResult:
+    """Read a file's bytes and parse them (``OSError`` propagates)."""
+    with open(path, "rb") as f:
+        return parse(f.read(), dialect)
+
+
+def _public(raw: str) -> str:
+    """Latin-1 text (one char per byte) to the UTF-8/surrogateescape form."""
+    if raw.isascii():
+        return raw
+    return raw.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def _freeze(value: object) -> Value:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    assert isinstance(value, str)
+    return _public(value)

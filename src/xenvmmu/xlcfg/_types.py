@@ -1,0 +1,104 @@
+"""Results of parsing an xl.cfg file: settings, errors, typed look-ups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+# An atom is a string (libxlu keeps numbers as their text); a list holds values
+# (nested from dialect 4.6). Strings are the file's bytes decoded as UTF-8 with
+# Python's "surrogateescape" handler: s.encode("utf-8", "surrogateescape") gives the bytes.
+Value: TypeAlias = "str | tuple[Value, ...]"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One assignment libxlu stored, with the line it records (where the value starts)."""
+
+    key: str
+    value: Value
+    line: int
+    op: Literal["=", "+="] = "="
+
+    @property
+    def is_list(self) -> bool:
+        return isinstance(self.value, tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigError:
+    """One line libxlu prints: ``<file>:<line>: <message>`` (line as libxlu prints it)."""
+
+    line: int
+    message: str
+
+    def format(self, source: str) -> str:
+        return f"{source}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The result of one of xl's typed getters.
+
+    ``status`` is ``"ok"`` (``value`` set), ``"absent"`` (no such key: ESRCH, nothing
+    printed) or ``"error"`` (``errno`` is ``"EINVAL"`` or ``"ERANGE"``; xl printed
+    ``message`` for ``line`` and ignores the key).
+    """
+
+    key: str
+    status: Literal["ok", "absent", "error"]
+    value: int | bool | str | tuple[Value, ...] | None = None
+    errno: str | None = None
+    line: int | None = None
+    message: str | None = None
+
+
+PYTHON_WARNING = (
+    "warning: Config file looks like it contains Python code.",
+    "warning:  Arbitrary Python is no longer supported.",
+    "warning:  See https://wiki.xen.org/wiki/PythonInXlConfig",
+)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """Everything libxlu reports for one file in one dialect.
+
+    ``ok`` is true when the file parsed; xl then uses ``settings`` (file order, the last
+    one of a key wins). On failure xl uses nothing from the file: ``errors`` holds what
+    libxlu printed and ``python_warning`` whether it added its "looks like Python" warning.
+    ``crash`` names the assertion on which real libxlu aborts for this input (a NUL byte
+    inside a quoted string); we report it as an error instead of crashing.
+    """
+
+    dialect: str
+    ok: bool
+    settings: tuple[Setting, ...] = ()
+    errors: tuple[ConfigError, ...] = ()
+    python_warning: bool = False
+    crash: str | None = None
+    _index: dict[str, Setting] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for s in self.settings:
+            self._index[s.key] = s  # later settings replace earlier ones: last wins
+
+    def find(self, key: str) -> Setting | None:
+        """The setting a libxlu look-up returns: the most recent one of ``key``."""
+        return self._index.get(key)
+
+    def keys(self) -> list[str]:
+        """Distinct keys, in order of first appearance."""
+        return list(dict.fromkeys(s.key for s in self.settings))
+
+    def messages(self, source: str) -> list[str]:
+        """The lines libxlu would print for this file, as ``source:line: message``."""
+        if self.crash is not None:
+            return [
+                f"{source}: libxlu would abort on this file (assertion `{self.crash}' "
+                "fails: a NUL byte inside a quoted string)"
+            ]
+        lines = [e.format(source) for e in self.errors]
+        if self.python_warning:
+            lines.extend(PYTHON_WARNING)
+        return lines
