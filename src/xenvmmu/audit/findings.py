@@ -1,0 +1,85 @@
+"""Audit results: one frozen Finding per guest, shared by every output format.
+
+"Could not assess" is a Finding with verdict ``unknown`` and its reasons, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Verdict = Literal["affected", "not_affected", "unknown"]
+Severity = Literal["critical", "high", "medium", "low", "none"]
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a fact came from: a file and, when there is one, the line of the setting."""
+
+    path: str
+    line: int | None = None
+    key: str | None = None  # the setting that decides, e.g. "hap" or "memory"
+
+
+@dataclass(frozen=True)
+class OpStall:
+    """One operation of XSA-97's class that can be driven against the guest."""
+
+    op: str  # e.g. "logdirty_clean", "hap_global_retype", "shadow_blow_tables", "pool_teardown"
+    trigger: str  # who can drive it: "toolstack", "device_model", "guest"
+    preemptible: bool  # does this release preempt it
+    worst_case_ms: float  # longest non-preemptible section
+    related: bool = False  # True for the same-class ops outside XSA-97's verdict (teardown...)
+    reference: str = ""  # e.g. "XSA-97", "XSA-410", "2015 pool teardown fix"
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    action: str  # short machine-friendly id: "pv", "hap_on", "shrink", "shadow_memory",
+    #              "upgrade", "patch"
+    text: str  # one sentence for humans
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Per-guest XSA-97 exposure on one host."""
+
+    source: SourceRef
+    name: str | None
+    guest_type: Literal["hvm", "pv", "pvh"] | None
+    paging: Literal["hap", "shadow"] | None
+    memory_mib: int | None
+    maxmem_mib: int | None
+    vcpus: int | None
+    pool_kib: int | None
+    xen_version: str | None
+    xsa97_fixed: bool | None
+    cve: str | None  # "CVE-2014-5146" (HAP) or "CVE-2014-5149" (shadow) when relevant
+    worst_case_ms: float | None
+    verdict: Verdict
+    severity: Severity
+    reasons: tuple[str, ...] = ()
+    mitigations: tuple[Mitigation, ...] = ()
+    ops: tuple[OpStall, ...] = ()
+    paging_reasons: tuple[str, ...] = ()
+    decisive: SourceRef | None = None  # the setting that decides (SARIF location)
+
+
+@dataclass(frozen=True)
+class InputError:
+    """An input that could not be read or understood; the scan went on."""
+
+    path: str
+    line: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Everything one `xenvmmu audit` run found."""
+
+    findings: tuple[Finding, ...]
+    errors: tuple[InputError, ...] = ()
+    host: dict[str, object] = field(default_factory=dict)  # facts about the host, for output
+    budget_ms: float = 30.0
+    tool_version: str = ""
