@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 
 from ._dialects import DEFAULT_DIALECT, DIALECTS, Dialect
+from ._export import TYPED_KEYS, to_json, typed_values
+from ._fast import fast_parse
 from ._getters import get_defbool, get_list, get_long, get_string, strtol
 from ._parser import parse_text
 from ._types import ConfigError, Lookup, ParseResult, Setting, Value
@@ -28,6 +30,7 @@ __all__ = [
     "Dialect",
     "Lookup",
     "ParseResult",
+    "TYPED_KEYS",
     "Setting",
     "Value",
     "XlCfgError",
@@ -39,6 +42,8 @@ __all__ = [
     "loads",
     "parse",
     "strtol",
+    "to_json",
+    "typed_values",
 ]
 
 
@@ -52,16 +57,22 @@ class XlCfgError(ValueError):
         super().__init__("\n".join(result.messages(source)))
 
 
-def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT) -> ParseResult:
+def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT, *, fast: bool = True) -> ParseResult:
     """Parse xl.cfg text as libxlu of ``dialect`` does. Never raises for bad input.
 
     ``str`` input is encoded as UTF-8 (lone surrogates from "surrogateescape" become the
-    original bytes again).
+    original bytes again). ``fast=False`` skips the regular-expression fast path and always
+    replays the full parser (the two agree; tests check it).
     """
     if dialect not in DIALECTS:
         raise ValueError(f"unknown xl.cfg dialect {dialect!r} (known: {', '.join(DIALECTS)})")
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
-    ctx, crash = parse_text(raw.decode("latin-1"), dialect)
+    text = raw.decode("latin-1")
+    if fast:
+        plain = fast_parse(text, dialect)
+        if plain is not None:
+            return _success(dialect, plain)
+    ctx, crash = parse_text(text, dialect)
     if crash is not None:
         return ParseResult(dialect, False, crash=crash)
     if ctx.err:
@@ -71,9 +82,13 @@ def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT) -> ParseResult:
             errors=tuple(ConfigError(line, _public(msg)) for line, msg in ctx.errors),
             python_warning=ctx.likely_python,
         )
+    return _success(dialect, ctx.settings)
+
+
+def _success(dialect: str, raw_settings: list[list[object]]) -> ParseResult:
     settings = tuple(
         Setting(_public(key), _freeze(value), line, op)  # type: ignore[arg-type]
-        for key, value, line, op in ctx.settings
+        for key, value, line, op in raw_settings
     )
     return ParseResult(dialect, True, settings=settings)
 
@@ -100,7 +115,7 @@ def _public(raw: str) -> str:
 
 
 def _freeze(value: object) -> Value:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    assert isinstance(value, str)
-    return _public(value)
+    if isinstance(value, str):
+        return value if value.isascii() else _public(value)
+    assert isinstance(value, list)
+    return tuple([_freeze(v) for v in value])

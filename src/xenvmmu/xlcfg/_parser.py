@@ -172,6 +172,25 @@ def _run(text: str, dialect: str, ctx: _Context) -> None:
             if la[0] == END:
                 return
             la = None  # discard the token that could not follow the error
+            if (
+                not default[state]
+                and ERROR not in row
+                and len(states) > 1
+                and explicit[states[-2]].get(ERROR, 0) == state
+            ):
+                # This state was reached by shifting `error` from the one below it, so
+                # bison's pop-and-shift-error leaves the stack as it is: discard tokens
+                # here until one fits (or the input ends, which aborts).
+                while True:
+                    la = lexer.next()
+                    yytext = la[1]
+                    if la[2] >= 0:
+                        yylloc = la[2]
+                    if la[0] in row:
+                        break
+                    if la[0] == END:
+                        return
+                continue
         errstatus = 3
         while explicit[states[-1]].get(ERROR, 0) <= 0:
             if len(states) == 1:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 # An atom is a string (libxlu keeps numbers as their text); a list holds values
 # (nested from dialect 4.6). Strings are the file's bytes decoded as UTF-8 with
@@ -11,9 +11,11 @@ from typing import Literal, TypeAlias
 Value: TypeAlias = "str | tuple[Value, ...]"
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One assignment libxlu stored, with the line it records (where the value starts)."""
+class Setting(NamedTuple):
+    """One assignment libxlu stored, with the line it records (where the value starts).
+
+    A named tuple rather than a dataclass: a scan builds millions of them.
+    """
 
     key: str
     value: Value
@@ -25,8 +27,7 @@ class Setting:
         return isinstance(self.value, tuple)
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigError:
+class ConfigError(NamedTuple):
     """One line libxlu prints: ``<file>:<line>: <message>`` (line as libxlu prints it)."""
 
     line: int

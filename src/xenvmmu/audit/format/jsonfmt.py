@@ -1,0 +1,122 @@
+"""``--format json``: the audit as versioned, documented JSON (schema ``xenvmmu.audit/1``).
+
+The JSON Schema ships beside this module as ``audit-1.schema.json`` (:func:`load_schema`); it
+describes every field. Shape::
+
+    {"schema": "xenvmmu.audit/1",
+     "tool": {"name": "xenvmmu", "version": "0.1.0"},
+     "budget_ms": 30.0,
+     "host": {...facts as the audit recorded them, keys sorted...},
+     "guests": [{"source", "line", "decisive", "name", "type", "paging", "memory_mib",
+                 "maxmem_mib", "vcpus", "pool_kib", "xen_version", "xsa97_fixed", "cve",
+                 "worst_case_ms", "verdict", "severity", "reasons", "mitigations",
+                 "operations", "paging_reasons"}, ...],
+     "errors": [{"source", "line", "message"}, ...],
+     "summary": {"guests", "affected", "not_affected", "unknown", "errors"}}
+
+Keys always come in this order, unknown values are ``null`` (never missing), the text is
+ASCII-only (other characters as ``\\u`` escapes), indented by 2 and ends with a newline.
+Versioning: fields may be added within version 1 and consumers should ignore keys they do not
+know; renaming, removing or changing the meaning of a field makes it ``xenvmmu.audit/2``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from xenvmmu.audit.findings import AuditReport, Finding, InputError, OpStall
+from xenvmmu.audit.format.base import (
+    TOOL_NAME,
+    Formatter,
+    decisive_line,
+    dump_json,
+    finite,
+    host_facts,
+    register,
+    summarize,
+    tool_version,
+)
+
+SCHEMA_ID = "xenvmmu.audit/1"
+SCHEMA_FILE = "audit-1.schema.json"
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of this format, from the package data."""
+    text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@register
+class JsonFormatter(Formatter):
+    """Machine-readable JSON for scripts and dashboards (``jq``-friendly)."""
+
+    name = "json"
+    description = f"JSON, schema {SCHEMA_ID}"
+
+    def render(self, report: AuditReport) -> str:
+        """The document described in the module docstring."""
+        return dump_json(self.document(report))
+
+    def document(self, report: AuditReport) -> dict[str, object]:
+        """The document as Python data, before serialising."""
+        s = summarize(report)
+        return {
+            "schema": SCHEMA_ID,
+            "tool": {"name": TOOL_NAME, "version": tool_version(report)},
+            "budget_ms": finite(report.budget_ms),
+            "host": host_facts(report),
+            "guests": [_guest(f) for f in report.findings],
+            "errors": [_error(e) for e in report.errors],
+            "summary": {
+                "guests": s.guests,
+                "affected": s.affected,
+                "not_affected": s.not_affected,
+                "unknown": s.unknown,
+                "errors": s.errors,
+            },
+        }
+
+
+def _guest(f: Finding) -> dict[str, object]:
+    d = f.decisive
+    return {
+        "source": f.source.path,
+        "line": decisive_line(f),
+        "decisive": None if d is None else {"path": d.path, "line": d.line, "key": d.key},
+        "name": f.name,
+        "type": f.guest_type,
+        "paging": f.paging,
+        "memory_mib": f.memory_mib,
+        "maxmem_mib": f.maxmem_mib,
+        "vcpus": f.vcpus,
+        "pool_kib": f.pool_kib,
+        "xen_version": f.xen_version,
+        "xsa97_fixed": f.xsa97_fixed,
+        "cve": f.cve,
+        "worst_case_ms": finite(f.worst_case_ms),
+        "verdict": f.verdict,
+        "severity": f.severity,
+        "reasons": list(f.reasons),
+        "mitigations": [{"action": m.action, "text": m.text} for m in f.mitigations],
+        "operations": [_operation(op) for op in f.ops],
+        "paging_reasons": list(f.paging_reasons),
+    }
+
+
+def _operation(op: OpStall) -> dict[str, object]:
+    return {
+        "op": op.op,
+        "trigger": op.trigger,
+        "preemptible": op.preemptible,
+        "worst_case_ms": finite(op.worst_case_ms),
+        "related": op.related,
+        "reference": op.reference,
+    }
+
+
+def _error(e: InputError) -> dict[str, object]:
+    return {"source": e.path, "line": e.line, "message": e.message}
