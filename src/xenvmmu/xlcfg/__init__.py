@@ -21,7 +21,7 @@ from ._export import TYPED_KEYS, to_json, typed_values
 from ._fast import fast_parse
 from ._getters import get_defbool, get_list, get_long, get_string, strtol
 from ._parser import parse_text
-from ._types import ConfigError, Lookup, ParseResult, Setting, Value
+from ._types import ConfigError, Lookup, ParseResult, Setting, Value, rebuild
 
 __all__ = [
     "DEFAULT_DIALECT",
@@ -116,6 +116,6 @@ def _public(raw: str) -> str:
 
 def _freeze(value: object) -> Value:
     if isinstance(value, str):
-        return value if value.isascii() else _public(value)
-    assert isinstance(value, list)
-    return tuple([_freeze(v) for v in value])
+        return _public(value)
+    frozen: Value = rebuild(value, _public, tuple)
+    return frozen

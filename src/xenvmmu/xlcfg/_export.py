@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._getters import get_defbool, get_long, get_string
-from ._types import Lookup, ParseResult, Value
+from ._types import Lookup, ParseResult, Value, rebuild
 
 Getter = Callable[[ParseResult, str], Lookup]
 
@@ -37,9 +37,9 @@ def typed_values(result: ParseResult) -> list[Lookup]:
 
 
 def _value_json(value: Value) -> Any:
-    if isinstance(value, tuple):
-        return [_value_json(v) for v in value]
-    return value
+    if isinstance(value, str):
+        return value
+    return rebuild(value, str, list)
 
 
 def lookup_json(lookup: Lookup) -> dict[str, Any]:

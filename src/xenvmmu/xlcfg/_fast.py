@@ -19,18 +19,20 @@ from ._dialects import DIALECTS
 
 _NESTING = 3  # list depth the fast path recognises (deeper lists take the full parser)
 
-_WS = r"[ \t]*"
-_SEP = r"[ \t\n]*(?:\#[^\n]*\n[ \t\n]*)*"  # blanks, newlines and comments (nlok)
+# Every token here is deterministic, so quantifiers are possessive (*+): a file that does
+# not match fails in linear time instead of backtracking through a long list.
+_WS = r"[ \t]*+"
+_SEP = r"[ \t\n]*+(?:\#[^\n]*+\n[ \t\n]*+)*+"  # blanks, newlines and comments (nlok)
 _ESC = r"\\[\\\"'abfnrtv]"
 # An atom: a NUMBER token, or a quoted string without NUL and with simple escapes only.
 _ATOM = (
-    rf"(?:[0-9][0-9a-fx]*"
-    rf"|\"[^\"\\\n\x00]*(?:{_ESC}[^\"\\\n\x00]*)*\""
-    rf"|'[^'\\\n\x00]*(?:{_ESC}[^'\\\n\x00]*)*')"
+    rf"(?:[0-9][0-9a-fx]*+"
+    rf"|\"[^\"\\\n\x00]*+(?:{_ESC}[^\"\\\n\x00]*+)*+\""
+    rf"|'[^'\\\n\x00]*+(?:{_ESC}[^'\\\n\x00]*+)*+')"
 )
-_END_LINE = r"(?:\n|\#[^\n]*\n)"
+_END_LINE = r"(?:\n|\#[^\n]*+\n)"
 # Blank statements: empty lines, comment lines and lone ';' (endstmt alone).
-_SKIP = rf"(?:[ \t]*(?:{_END_LINE}|;))*"
+_SKIP = rf"(?:[ \t]*+(?:{_END_LINE}|;))*+"
 
 _LIST_TOKEN = re.compile(
     r"\#[^\n]*\n|\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|([0-9][0-9a-fx]*)|(\[)|(\])"
@@ -43,13 +45,13 @@ _ESCAPED = {
 
 
 def _list_re(element: str) -> str:
-    return rf"\[{_SEP}(?:{element}{_SEP}(?:,{_SEP}{element}{_SEP})*(?:,{_SEP})?)?\]"
+    return rf"\[{_SEP}(?:{element}{_SEP}(?:,{_SEP}{element}{_SEP})*+(?:,{_SEP})?)?\]"
 
 
 @cache
 def _statement_re(dialect: str) -> re.Pattern[str]:
     d = DIALECTS[dialect]
-    ident = r"[a-z][._0-9a-z]*" if d.dot_in_keys else r"[a-z][_0-9a-z]*"
+    ident = r"[a-z][._0-9a-z]*+" if d.dot_in_keys else r"[a-z][_0-9a-z]*+"
     value = _list_re(_ATOM)
     if d.nested_lists:
         for _ in range(_NESTING - 1):

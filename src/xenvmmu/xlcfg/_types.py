@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 # An atom is a string (libxlu keeps numbers as their text); a list holds values
 # (nested from dialect 4.6). Strings are the file's bytes decoded as UTF-8 with
@@ -52,6 +53,33 @@ class Lookup:
     errno: str | None = None
     line: int | None = None
     message: str | None = None
+
+
+def rebuild(value: object, leaf: Callable[[str], Any], seq: Callable[[list[Any]], Any]) -> Any:
+    """Map a (possibly deeply) nested value bottom-up without recursion.
+
+    libxlu accepts lists nested thousands deep (up to bison's stack limit), deeper than
+    Python's recursion limit, so nested values are never walked recursively.
+    """
+    if isinstance(value, str):
+        return leaf(value)
+    assert isinstance(value, (list, tuple))
+    stack: list[tuple[Iterator[object], list[Any]]] = [(iter(value), [])]
+    while True:
+        items, out = stack[-1]
+        for item in items:
+            if isinstance(item, str):
+                out.append(leaf(item))
+            else:
+                assert isinstance(item, (list, tuple))
+                stack.append((iter(item), []))
+                break
+        else:
+            stack.pop()
+            done = seq(out)
+            if not stack:
+                return done
+            stack[-1][1].append(done)
 
 
 PYTHON_WARNING = (

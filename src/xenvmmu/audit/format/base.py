@@ -259,12 +259,16 @@ def verdict_label(verdict: Verdict) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` with control characters (newline, tab, escape...) written as escapes, so a
-    hostile guest name cannot break a table row or forge a line."""
+    """``text`` on one line: when it holds control characters (newline, tab, escape...) or
+    lone surrogates, those are written as Python-style escapes and backslashes are doubled,
+    so a hostile guest name can neither break a table row nor forge a line, and stays
+    unambiguous. Printable text is returned unchanged."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
+    return "".join(
+        c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import unicodedata
 from xenvmmu.audit.findings import AuditReport, Finding, Verdict
 from xenvmmu.audit.format.base import (
     Formatter,
+    decisive_ref,
     display_name,
     first_mitigation,
     format_int,
@@ -80,7 +81,8 @@ class TableFormatter(Formatter):
 
     def _table(self, findings: tuple[Finding, ...]) -> list[str]:
         rows = [self._row(f) for f in findings]
-        widths = [max(_width(cell) for cell in column) for column in zip(HEADER, *rows, strict=True)]
+        columns = zip(HEADER, *rows, strict=True)
+        widths = [max(_width(cell) for cell in column) for column in columns]
         out = [self._line(HEADER, widths, None)]
         out += [self._line(row, widths, f.verdict) for row, f in zip(rows, findings, strict=True)]
         return out
@@ -96,10 +98,16 @@ class TableFormatter(Formatter):
         return "  ".join(parts).rstrip()
 
     def _details(self, f: Finding) -> list[str]:
-        where = f.source.path if f.source.line is None else f"{f.source.path}:{f.source.line}"
-        cve = f" {f.cve}" if f.cve else ""
-        head = f"{one_line(display_name(f))} ({one_line(where)}): {verdict_label(f.verdict)}"
-        out = [f"{self._paint(head, f.verdict)}, {f.severity}{cve}"]
+        ref = decisive_ref(f)
+        where = ref.path if ref.line is None else f"{ref.path}:{ref.line}"
+        if ref.key:
+            where += f", {ref.key}"
+        head = f"{one_line(display_name(f))}: {self._paint(verdict_label(f.verdict), f.verdict)}"
+        if f.verdict == "affected":
+            head += f", {f.severity}"
+        if f.cve:
+            head += f", {f.cve}"
+        out = [f"{head} ({one_line(where)})"]
         out += [f"  - {one_line(reason)}" for reason in f.reasons]
         mitigation = first_mitigation(f)
         if mitigation is not None:

@@ -1,0 +1,187 @@
+"""``--format json``: validates against audit-1.schema.json, carries every fact, round-trips."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from test_format_base import BIG_HAP, ERROR, PV, SHADOW, WEIRD, WEIRD_NAME, XM, sample_report
+
+from xenvmmu.audit.findings import (
+    AuditReport,
+    Finding,
+    InputError,
+    Mitigation,
+    OpStall,
+    SourceRef,
+)
+from xenvmmu.audit.format import JsonFormatter, write_atomic
+from xenvmmu.audit.format.jsonfmt import SCHEMA_ID, load_schema
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    schema = load_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def render(report: AuditReport) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(JsonFormatter().render(report))
+    return data
+
+
+def test_validates(validator: jsonschema.Draft202012Validator) -> None:
+    validator.validate(render(sample_report()))
+    validator.validate(render(AuditReport(findings=())))
+
+
+def test_schema_rejects_drift(validator: jsonschema.Draft202012Validator) -> None:
+    doc = render(sample_report())
+    doc["guests"][0]["verdict"] = "exposed"
+    assert not validator.is_valid(doc)
+    doc = render(sample_report())
+    del doc["guests"][3]["name"]  # null, never missing
+    assert not validator.is_valid(doc)
+    doc = render(sample_report())
+    doc["guests"][0]["extra"] = 1
+    assert not validator.is_valid(doc)
+
+
+def test_top_level() -> None:
+    doc = render(sample_report())
+    assert list(doc) == ["schema", "tool", "budget_ms", "host", "guests", "errors", "summary"]
+    assert doc["schema"] == SCHEMA_ID == "xenvmmu.audit/1"
+    assert doc["tool"] == {"name": "xenvmmu", "version": "0.1.0"}
+    assert doc["budget_ms"] == 30.0
+    assert doc["host"] == {
+        "arch": "x86_64",
+        "hap_capable": True,
+        "nr_cpus": 16,
+        "xen_commandline": "placeholder dom0_mem=4096M",
+        "xen_version": "4.4.0",
+    }
+    assert doc["errors"] == [
+        {"source": "guests/broken.cfg", "line": 3, "message": ERROR.message}
+    ]
+    assert doc["summary"] == {
+        "guests": 6, "affected": 2, "not_affected": 3, "unknown": 1, "errors": 1,
+    }
+    assert [g["name"] for g in doc["guests"]] == [
+        "big-hap", "shadow-db", "pv-web", None, WEIRD_NAME, "small",
+    ]
+
+
+def test_affected_hap_guest_whole() -> None:
+    assert render(sample_report())["guests"][0] == {
+        "source": "guests/big-hap.cfg",
+        "line": 4,
+        "decisive": {"path": "guests/big-hap.cfg", "line": 4, "key": "memory"},
+        "name": "big-hap",
+        "type": "hvm",
+        "paging": "hap",
+        "memory_mib": 65536,
+        "maxmem_mib": 65536,
+        "vcpus": 8,
+        "pool_kib": 532480,
+        "xen_version": "4.4.0",
+        "xsa97_fixed": False,
+        "cve": "CVE-2014-5146",
+        "worst_case_ms": 1234.5,
+        "verdict": "affected",
+        "severity": "high",
+        "reasons": list(BIG_HAP.reasons),
+        "mitigations": [
+            {"action": "upgrade", "text": "Upgrade Xen to 4.4.1 or later."},
+            {"action": "shrink", "text": "Give the guest at most 1536 MiB."},
+        ],
+        "operations": [
+            {"op": "logdirty_clean", "trigger": "toolstack", "preemptible": False,
+             "worst_case_ms": 1234.5, "related": False, "reference": "XSA-97"},
+            {"op": "pool_teardown", "trigger": "toolstack", "preemptible": False,
+             "worst_case_ms": 40.0, "related": True, "reference": "2015 pool teardown fix"},
+        ],
+        "paging_reasons": ["hap not set in the config; the host supports HAP"],
+    }
+
+
+def test_lines_and_nulls() -> None:
+    guests = render(sample_report())["guests"]
+    shadow, pv, xm = guests[1], guests[2], guests[3]
+    assert (shadow["line"], shadow["decisive"]["key"], shadow["paging"]) == (7, "hap", "shadow")
+    assert (pv["line"], pv["decisive"], pv["paging"], pv["pool_kib"]) == (None, None, None, None)
+    assert (xm["line"], xm["verdict"], xm["type"], xm["worst_case_ms"]) == (3, "unknown", None, None)
+
+
+def test_decisive_setting_in_another_file() -> None:
+    elsewhere = replace(SHADOW, decisive=SourceRef("host/xl-info.txt", 20, "hap"))
+    guest = render(AuditReport(findings=(elsewhere,)))["guests"][0]
+    assert guest["line"] == 1  # the guest's own line, not line 20 of another file
+    assert guest["decisive"] == {"path": "host/xl-info.txt", "line": 20, "key": "hap"}
+
+
+def test_text_conventions() -> None:
+    text = JsonFormatter().render(sample_report())
+    assert text.isascii()
+    assert '"name": "we\\"ird\\nname\\\\\\u00fc-\\u65e5\\u672c"' in text
+    assert text.startswith('{\n  "schema": "xenvmmu.audit/1",\n  "tool": {\n    "name"')
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    # deterministic, and re-serialising the parsed document gives the same bytes
+    assert JsonFormatter().render(sample_report()) == text
+    assert json.dumps(json.loads(text), indent=2) + "\n" == text
+
+
+def test_round_trip_to_findings() -> None:
+    """Every Finding field can be read back (the source's own line comes back through
+    ``line`` when there is no decisive setting in the file)."""
+    doc = render(sample_report())
+
+    def back(g: dict[str, Any]) -> Finding:
+        d = g["decisive"]
+        return Finding(
+            source=SourceRef(g["source"], None if d else g["line"]),
+            name=g["name"],
+            guest_type=g["type"],
+            paging=g["paging"],
+            memory_mib=g["memory_mib"],
+            maxmem_mib=g["maxmem_mib"],
+            vcpus=g["vcpus"],
+            pool_kib=g["pool_kib"],
+            xen_version=g["xen_version"],
+            xsa97_fixed=g["xsa97_fixed"],
+            cve=g["cve"],
+            worst_case_ms=g["worst_case_ms"],
+            verdict=g["verdict"],
+            severity=g["severity"],
+            reasons=tuple(g["reasons"]),
+            mitigations=tuple(Mitigation(**m) for m in g["mitigations"]),
+            ops=tuple(OpStall(**o) for o in g["operations"]),
+            paging_reasons=tuple(g["paging_reasons"]),
+            decisive=None if d is None else SourceRef(d["path"], d["line"], d["key"]),
+        )
+
+    rebuilt = [back(g) for g in doc["guests"]]
+    # SHADOW is the one sample with both its own line and a decisive line
+    assert rebuilt == [BIG_HAP, replace(SHADOW, source=SourceRef(SHADOW.source.path)), PV, XM,
+                       WEIRD, sample_report().findings[5]]
+    assert [InputError(e["source"], e["line"], e["message"]) for e in doc["errors"]] == [ERROR]
+
+
+def test_non_finite_numbers_become_null(validator: jsonschema.Draft202012Validator) -> None:
+    report = AuditReport(findings=(replace(BIG_HAP, worst_case_ms=float("inf")),))
+    doc = render(report)
+    validator.validate(doc)
+    assert doc["guests"][0]["worst_case_ms"] is None
+
+
+def test_written_atomically(tmp_path: Path) -> None:
+    out = tmp_path / "audit.json"
+    write_atomic(out, JsonFormatter().render(sample_report()))
+    assert json.loads(out.read_text(encoding="utf-8")) == render(sample_report())
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.json"]
