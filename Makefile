@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/xenvmmu parse examples/guests/*.cfg
+	$(BIN)/xenvmmu parse examples/guests/*.cfg; test $$? -le 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -9,7 +9,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_format_base import BIG_HAP, ERROR, PV, SHADOW, WEIRD, WEIRD_NAME, XM, sample_report
 
 from xenvmmu.audit.findings import (
     AuditReport,
@@ -21,6 +20,8 @@ from xenvmmu.audit.findings import (
 )
 from xenvmmu.audit.format import JsonFormatter, write_atomic
 from xenvmmu.audit.format.jsonfmt import SCHEMA_ID, load_schema
+
+from .test_format_base import BIG_HAP, ERROR, PV, SHADOW, WEIRD, WEIRD_NAME, XM, sample_report
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,9 @@ def test_lines_and_nulls() -> None:
     shadow, pv, xm = guests[1], guests[2], guests[3]
     assert (shadow["line"], shadow["decisive"]["key"], shadow["paging"]) == (7, "hap", "shadow")
     assert (pv["line"], pv["decisive"], pv["paging"], pv["pool_kib"]) == (None, None, None, None)
-    assert (xm["line"], xm["verdict"], xm["type"], xm["worst_case_ms"]) == (3, "unknown", None, None)
+    assert (xm["line"], xm["verdict"], xm["type"], xm["worst_case_ms"]) == (
+        3, "unknown", None, None,
+    )
 
 
 def test_decisive_setting_in_another_file() -> None:

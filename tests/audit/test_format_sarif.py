@@ -9,11 +9,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_format_base import BIG_HAP, SHADOW, XM, sample_report
 
 from xenvmmu.audit.findings import AuditReport, SourceRef
 from xenvmmu.audit.format import SarifFormatter, write_atomic
 from xenvmmu.audit.format.sarif import artifact_uri
+
+from .test_format_base import BIG_HAP, SHADOW, XM, sample_report
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_format_base import BIG_HAP, PV, sample_report
-
 from xenvmmu.audit.findings import AuditReport
 from xenvmmu.audit.format import TableFormatter, write_atomic
+
+from .test_format_base import BIG_HAP, PV, sample_report
 
 EXPECTED = """\
 GUEST                 SOURCE         TYPE  PAGING  MEM MiB  POOL MiB  FIXED  WORST ms  VERDICT       SEVERITY

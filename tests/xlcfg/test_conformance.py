@@ -9,7 +9,6 @@ Python warning, and for a libxlu crash that we report an error instead.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,5 +61,3 @@ def test_real_world_files_mostly_take_fast_path() -> None:
     real = [p for p in (SUITE / "cases").glob("*.cfg") if not p.name.startswith("syn-")]
     served = [p for p in real if fast_parse(p.read_bytes().decode("latin-1"), "4.13") is not None]
     assert len(served) >= len(real) - 5
-
-

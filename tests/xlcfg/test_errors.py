@@ -44,5 +44,5 @@ def test_loads_raises_with_line() -> None:
 
 
 def test_unknown_dialect_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="unknown xl.cfg dialect '4.1'"):
+    with pytest.raises(ValueError, match=r"unknown xl\.cfg dialect '4\.1'"):
         xlcfg.parse(b"", "4.1")

@@ -55,8 +55,7 @@ def test_long_overflow() -> None:
     lk = _one(b"memory=99999999999999999999\n", "memory")
     assert lk.errno == "ERANGE"
     assert lk.message == (
-        "warning: parameter `memory' could not be parsed as a number: "
-        "Numerical result out of range"
+        "warning: parameter `memory' could not be parsed as a number: Numerical result out of range"
     )
 
 
@@ -72,7 +71,9 @@ def test_last_assignment_wins_including_shape() -> None:
     assert lk.line == 2
 
 
-@pytest.mark.parametrize(("text", "value"), [(b"hap=0", False), (b"hap=2", True), (b'hap="0"', False)])
+@pytest.mark.parametrize(
+    ("text", "value"), [(b"hap=0", False), (b"hap=2", True), (b'hap="0"', False)]
+)
 def test_defbool(text: bytes, value: bool) -> None:
     assert _one(text, "hap", "get_defbool").value is value
 

@@ -47,7 +47,7 @@ def test_ten_megabytes() -> None:
     r = xlcfg.parse(data, "4.13")
     assert r.ok and len(r.settings) == len(data) // len(line)
     # The same size of garbage, on the full replay.
-    junk = (b"x=(1)+[2]:\x00\xff\r\n" * (10_000_000 // 16))
+    junk = b"x=(1)+[2]:\x00\xff\r\n" * (10_000_000 // 16)
     r = xlcfg.parse(junk, "4.13", fast=False)
     assert not r.ok and r.python_warning
 

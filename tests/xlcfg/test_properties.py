@@ -12,10 +12,50 @@ DIALECTS = list(xlcfg.DIALECTS)
 # Pieces libxlu's scanner cares about, including the awkward ones.
 PIECES = st.sampled_from(
     [
-        "memory", "name", "disk", "vif.default", "a_b", "X", "_k", "1024", "0x1f", "010",
-        "512k", '"str"', "'s'", '"a\\nb"', '"\\x41"', '"\\101"', '"\\q"', '"\\1 23"', "'\\'",
-        '"', "=", "+=", "-=", "[", "]", ",", ";", "\n", "\r\n", "# c\n", "#", " ", "\t",
-        "(", ")", ":", ".", "$", "\x00", "\xff", "\x7f", "\f", "import os\n", '"\x00"',
+        "memory",
+        "name",
+        "disk",
+        "vif.default",
+        "a_b",
+        "X",
+        "_k",
+        "1024",
+        "0x1f",
+        "010",
+        "512k",
+        '"str"',
+        "'s'",
+        '"a\\nb"',
+        '"\\x41"',
+        '"\\101"',
+        '"\\q"',
+        '"\\1 23"',
+        "'\\'",
+        '"',
+        "=",
+        "+=",
+        "-=",
+        "[",
+        "]",
+        ",",
+        ";",
+        "\n",
+        "\r\n",
+        "# c\n",
+        "#",
+        " ",
+        "\t",
+        "(",
+        ")",
+        ":",
+        ".",
+        "$",
+        "\x00",
+        "\xff",
+        "\x7f",
+        "\f",
+        "import os\n",
+        '"\x00"',
     ]
 )
 GRAMMARISH = st.lists(PIECES, max_size=40).map("".join)
@@ -67,19 +107,33 @@ def values(draw: st.DrawFn, depth: int) -> tuple[object, str]:
         n = draw(NUMBERS)
         return n, n
     if kind == "str":
-        s = draw(st.text(st.sampled_from('ab \t"\'\\#;[]=,\a'), max_size=8) | STRINGS)
+        s = draw(st.text(st.sampled_from("ab \t\"'\\#;[]=,\a"), max_size=8) | STRINGS)
         return s, _quote(s, draw(st.sampled_from(['"', "'"])))
     items = draw(st.lists(values(depth - 1), max_size=4))
-    seps = draw(st.lists(st.sampled_from([",", ", ", ",\n  ", " ,# c\n "]), min_size=len(items), max_size=len(items)))
+    seps = draw(
+        st.lists(
+            st.sampled_from([",", ", ", ",\n  ", " ,# c\n "]),
+            min_size=len(items),
+            max_size=len(items),
+        )
+    )
     trailing = draw(st.booleans())
-    body = "".join(text + (sep if i < len(items) - 1 or trailing else "") for i, ((_, text), sep) in enumerate(zip(items, seps, strict=True)))
+    body = "".join(
+        text + (sep if i < len(items) - 1 or trailing else "")
+        for i, ((_, text), sep) in enumerate(zip(items, seps, strict=True))
+    )
     return tuple(v for v, _ in items), "[" + draw(st.sampled_from(["", " ", "\n"])) + body + "]"
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(KEYS, values(2)), max_size=8), st.sampled_from(["4.6", "4.7", "4.13"]),
-       st.booleans())
-def test_round_trip(assignments: list[tuple[str, tuple[object, str]]], dialect: str, final_nl: bool) -> None:
+@given(
+    st.lists(st.tuples(KEYS, values(2)), max_size=8),
+    st.sampled_from(["4.6", "4.7", "4.13"]),
+    st.booleans(),
+)
+def test_round_trip(
+    assignments: list[tuple[str, tuple[object, str]]], dialect: str, final_nl: bool
+) -> None:
     lines = [f"{k} = {text}" for k, (_, text) in assignments]
     text = "# generated\n" + "\n".join(lines) + ("\n" if final_nl else "")
     result = xlcfg.parse(text.encode("latin-1"), dialect)
@@ -87,7 +141,9 @@ def test_round_trip(assignments: list[tuple[str, tuple[object, str]]], dialect: 
     assert [(s.key, _public(s.value)) for s in result.settings] == [
         (k, v) for k, (v, _) in assignments
     ]
-    assert xlcfg.to_json(result) == xlcfg.to_json(xlcfg.parse(text.encode("latin-1"), dialect, fast=False))
+    assert xlcfg.to_json(result) == xlcfg.to_json(
+        xlcfg.parse(text.encode("latin-1"), dialect, fast=False)
+    )
 
 
 def _public(value: object) -> object:

@@ -26,11 +26,11 @@ from ._types import ConfigError, Lookup, ParseResult, Setting, Value, rebuild
 __all__ = [
     "DEFAULT_DIALECT",
     "DIALECTS",
+    "TYPED_KEYS",
     "ConfigError",
     "Dialect",
     "Lookup",
     "ParseResult",
-    "TYPED_KEYS",
     "Setting",
     "Value",
     "XlCfgError",

@@ -63,18 +63,27 @@ def get_long(cfg: ParseResult, key: str) -> Lookup:
         return _list_error(key, s.line)
     if s.op == "+=":
         return Lookup(
-            key, "error", errno="EINVAL", line=s.line,
+            key,
+            "error",
+            errno="EINVAL",
+            line=s.line,
             message=f"warning: can't use += with numbers for parameter `{key}'",
         )
     value, used, overflow = strtol(s.value)
     if overflow:
         return Lookup(
-            key, "error", errno="ERANGE", line=s.line,
+            key,
+            "error",
+            errno="ERANGE",
+            line=s.line,
             message=f"warning: parameter `{key}' could not be parsed as a number: {_ERANGE_TEXT}",
         )
     if used == 0 or used != len(s.value):
         return Lookup(
-            key, "error", errno="EINVAL", line=s.line,
+            key,
+            "error",
+            errno="EINVAL",
+            line=s.line,
             message=f"warning: parameter `{key}' is not a valid number",
         )
     return Lookup(key, "ok", value=value, line=s.line)
@@ -105,7 +114,10 @@ def get_list(cfg: ParseResult, key: str) -> Lookup:
         return Lookup(key, "absent")
     if not isinstance(s.value, tuple):
         return Lookup(
-            key, "error", errno="EINVAL", line=s.line,
+            key,
+            "error",
+            errno="EINVAL",
+            line=s.line,
             message=f"warning: parameter `{key}' is a single value but should be a list",
         )
     return Lookup(key, "ok", value=s.value, line=s.line)
@@ -113,6 +125,9 @@ def get_list(cfg: ParseResult, key: str) -> Lookup:
 
 def _list_error(key: str, line: int) -> Lookup:
     return Lookup(
-        key, "error", errno="EINVAL", line=line,
+        key,
+        "error",
+        errno="EINVAL",
+        line=line,
         message=f"warning: parameter `{key}' is a list but should be a single value",
     )

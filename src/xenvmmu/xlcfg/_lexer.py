@@ -89,7 +89,7 @@ class Lexer:
             m = self._re.match(text, pos)
             if m is not None:
                 kind = m.lastgroup
-                self.pos = end = m.end()
+                self.pos = m.end()
                 if kind == "ws":
                     continue
                 tok = m.group()
@@ -171,16 +171,17 @@ class Lexer:
             elif nc == "x":
                 # p++ then a 2-character hex field that must be longer than 2: never.
                 ctx.lexical_error(
-                    token, self.lineno,
-                    "invalid digit after backslash hexnumerical character escape"
-                    " in quoted string",
+                    token,
+                    self.lineno,
+                    "invalid digit after backslash hexnumerical character escape in quoted string",
                 )
                 return "".join(out)
             elif "0" <= nc <= "7":
                 used = _strtoul10_length(src[p : p + 3])
                 if used <= 1:
                     ctx.lexical_error(
-                        token, self.lineno,
+                        token,
+                        self.lineno,
                         "invalid digit after backslash octalnumerical character escape"
                         " in quoted string",
                     )
@@ -195,8 +196,16 @@ class Lexer:
 
 
 _SIMPLE_ESCAPES = {
-    '"': '"', "'": "'", "\\": "\\",
-    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
 }
 _C_SPACE = " \t\n\v\f\r"
 

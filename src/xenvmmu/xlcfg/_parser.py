@@ -147,7 +147,7 @@ def _run(text: str, dialect: str, ctx: _Context) -> None:
                 line = arg_lines[0]
                 del states[-n:], values[-n:], lines[-n:]
             else:
-                args = arg_lines = []
+                args, arg_lines = [], []
                 line = lines[-1]
             value = None
             if rule.action:
@@ -213,7 +213,7 @@ def _reduce(
     lineno: int,
 ) -> object:
     """libxlu's semantic actions. After the first error libxlu builds nothing more."""
-    if action == A_PASS or action == A_ATOM:
+    if action in (A_PASS, A_ATOM):
         return args[0]
     if action == A_LIST:
         return args[2]
@@ -243,7 +243,7 @@ def _reduce(
             elif isinstance(old, str) and isinstance(value, str):
                 value = old + value
             else:
-                ctx.lexical_error(yytext, lineno, "can't add [list] to \"string\" or vice versa")
+                ctx.lexical_error(yytext, lineno, 'can\'t add [list] to "string" or vice versa')
                 return None
     else:
         assert action == A_STORE

@@ -91,10 +91,9 @@ class TableFormatter(Formatter):
         parts = []
         for title, cell, width in zip(HEADER, cells, widths, strict=True):
             pad = " " * (width - _width(cell))
-            text = pad + cell if title in NUMERIC else cell + pad
             if verdict is not None and title == "VERDICT":
-                text = self._paint(text, verdict)
-            parts.append(text)
+                cell = self._paint(cell, verdict)
+            parts.append(pad + cell if title in NUMERIC else cell + pad)
         return "  ".join(parts).rstrip()
 
     def _details(self, f: Finding) -> list[str]:

@@ -1,0 +1,1 @@
+"""One module per `xenvmmu` subcommand; ``xenvmmu.cli`` only dispatches."""

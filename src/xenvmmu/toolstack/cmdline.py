@@ -1,0 +1,160 @@
+"""The Xen hypervisor command line, read the way the hypervisor reads it.
+
+Only the options that matter to XSA-97 are interpreted: ``hap`` (off = every HVM/PVH guest
+uses shadow paging), ``hap_1gb``/``hap_2mb`` (superpage sizes only), ``watchdog`` and
+``watchdog_timeout`` (a stuck CPU becomes a host crash). Everything else, including
+GRUB2's ``placeholder`` first word, is ignored, as Xen ignores unknown options.
+
+Rules (formats/README.md §3; xen-project/xen xen/common/kernel.c @ RELEASE-4.4.0 l.52-165
+and @ master l.70-300; xen/arch/x86/nmi.c @ RELEASE-4.4.0 and @ master):
+
+* options are separated by the space character only (not tab); everything after `` -- ``
+  belongs to dom0; names are compared exactly (case-sensitive), ``key=value`` splits at the
+  first ``=``; options are applied left to right, so the last occurrence wins;
+* a ``no-`` prefix inverts a boolean (``no-hap=no`` is true); bare ``hap`` or ``hap=`` is
+  true; false words ``no off false disable 0``, true words ``yes on true enable 1``;
+* an unrecognised value (``hap=of``): ``lenient`` releases (4.4) count it as true, ``strict``
+  ones (master) report an error and leave the option at its previous value;
+* ``watchdog_timeout=N``: N seconds; non-zero also turns the watchdog on, 0 turns it off.
+  Lenient releases ignore trailing junk (``simple_strtoull``), strict ones reject it.
+
+Which rules apply is a property of the release: ``Profile.cmdline`` (``CmdlineRules``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from ..versions import CmdlineRules
+
+_FALSE = frozenset({"no", "off", "false", "disable", "0"})
+_TRUE = frozenset({"yes", "on", "true", "enable", "1"})
+DEFAULT_WATCHDOG_TIMEOUT = 5  # seconds (xen/arch/x86/nmi.c: opt_watchdog_timeout)
+
+
+@dataclass(frozen=True)
+class CmdlineOptions:
+    """What the hypervisor made of its command line (defaults where an option is absent).
+
+    ``*_token`` is the option text that decided the value (None = default). ``errors``
+    are the options a strict release would report as invalid (the value was kept).
+    """
+
+    raw: str
+    hap: bool = True
+    hap_token: str | None = None
+    hap_1gb: bool = True
+    hap_2mb: bool = True
+    watchdog: bool = False
+    watchdog_force: bool = False
+    watchdog_token: str | None = None
+    watchdog_timeout: int = DEFAULT_WATCHDOG_TIMEOUT
+    watchdog_timeout_token: str | None = None
+    dom0_part: str = ""
+    errors: tuple[str, ...] = ()
+
+
+def _bool_word(value: str | None) -> bool | None:
+    """Xen's ``parse_bool``: True/False for the known words, None otherwise."""
+    if value is None or value == "":
+        return True  # bare `hap` and `hap=` both mean true
+    if value in _FALSE:
+        return False
+    if value in _TRUE:
+        return True
+    return None
+
+
+def _boolean(negated: bool, value: str | None, rules: CmdlineRules) -> bool | None:
+    """The new value of a boolean option, or None when a strict release rejects it."""
+    word = _bool_word(value)
+    if word is None:
+        if rules.bool_values == "strict":
+            return None
+        word = True  # 4.4: only an explicit false word inverts; anything else asserts
+    return word != negated
+
+
+def _strtoull(value: str, strict: bool) -> int | None:
+    """``simple_strtoull(value, &end, 0)``: None when a strict release rejects the text."""
+    m = re.match(r"(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", value)
+    if m is None:
+        return None if strict else 0
+    if strict and m.end() != len(value):
+        return None
+    text = m.group(1)
+    if text[:2] in ("0x", "0X"):
+        n = int(text[2:], 16)
+    elif text.startswith("0"):
+        n = int(text, 8)
+    else:
+        n = int(text)
+    return min(n, 2**64 - 1)
+
+
+def parse_cmdline(text: str, rules: CmdlineRules) -> CmdlineOptions:
+    """Read a ``xen_commandline`` with one release's rules (``Profile.cmdline``)."""
+    xen_part, sep, dom0 = text.partition(" -- ")
+    opts = CmdlineOptions(raw=text, dom0_part=dom0 if sep else "")
+    errors: list[str] = []
+    for token in xen_part.split(" "):
+        if not token:
+            continue
+        opt = token if rules.token_max is None else token[: rules.token_max]
+        key, eq, raw_value = opt.partition("=")
+        value = raw_value if eq else None
+        negated = key.startswith("no-")
+        name = key[3:] if negated else key
+        if name in ("hap", "hap_1gb", "hap_2mb"):
+            new = _boolean(negated, value, rules)
+            if new is None:
+                errors.append(f"{token}: invalid boolean value; {name} keeps its previous value")
+            elif name == "hap":
+                opts = replace(opts, hap=new, hap_token=token)
+            elif name == "hap_1gb":
+                opts = replace(opts, hap_1gb=new)
+            else:
+                opts = replace(opts, hap_2mb=new)
+        elif name == "watchdog":
+            opts = _watchdog(opts, errors, token, negated, value, rules)
+        elif name == "watchdog_timeout":
+            opts = _watchdog_timeout(opts, errors, token, negated, value, rules)
+    return replace(opts, errors=tuple(errors))
+
+
+def _watchdog(opts: CmdlineOptions, errors: list[str], token: str, negated: bool,
+              value: str | None, rules: CmdlineRules) -> CmdlineOptions:
+    """``watchdog``: a boolean (4.4) or ``force | <boolean>`` (master, custom parameter)."""
+    if not rules.watchdog_force:
+        new = _boolean(negated, value, rules)
+        if new is None:
+            errors.append(f"{token}: invalid boolean value; watchdog keeps its previous value")
+            return opts
+        return replace(opts, watchdog=new, watchdog_token=token)
+    if negated and value is not None:
+        errors.append(f"{token}: invalid (no- with a value on a custom option)")
+        return opts
+    if not negated and value == "force":
+        return replace(opts, watchdog=True, watchdog_force=True, watchdog_token=token)
+    word = _bool_word("no" if negated else value)
+    if word is None:
+        errors.append(f"{token}: invalid value; watchdog unchanged")
+        return opts
+    return replace(opts, watchdog=word, watchdog_force=False, watchdog_token=token)
+
+
+def _watchdog_timeout(opts: CmdlineOptions, errors: list[str], token: str, negated: bool,
+                      value: str | None, rules: CmdlineRules) -> CmdlineOptions:
+    """``watchdog_timeout=N``: sets the timeout; non-zero enables the watchdog, 0 disables."""
+    strict = rules.bool_values == "strict"
+    if negated and strict:  # master passes "no" to the custom handler: not a number
+        errors.append(f"{token}: invalid (no- on a numeric option); watchdog_timeout unchanged")
+        return opts
+    secs = _strtoull(value or "", strict)  # 4.4 ignores a no- prefix on non-booleans
+    if secs is None:
+        errors.append(f"{token}: not a number; watchdog_timeout unchanged")
+        return opts
+    return replace(opts, watchdog_timeout=secs, watchdog=secs != 0,
+                   watchdog_force=opts.watchdog_force and secs != 0,
+                   watchdog_token=token, watchdog_timeout_token=token)

@@ -1,0 +1,134 @@
+"""``--format markdown``: title, host facts, guest table, a section per guest to look at."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from xenvmmu.audit.findings import AuditReport, Mitigation
+from xenvmmu.audit.format import MarkdownFormatter, write_atomic
+from xenvmmu.audit.format.markdown import md, md_item
+
+from .test_format_base import BIG_HAP, sample_report
+
+
+def render() -> str:
+    return MarkdownFormatter().render(sample_report())
+
+
+def section(text: str, heading: str) -> str:
+    """The lines from ``heading`` up to the next ``## `` heading or rule."""
+    start = text.index(heading + "\n")
+    rest = text[start + len(heading) + 1:]
+    ends = [i for i in (rest.find("\n## "), rest.find("\n---\n")) if i >= 0]
+    return heading + "\n" + rest[: min(ends)]
+
+
+def test_title_and_summary() -> None:
+    text = render()
+    assert text.startswith("# XSA-97 audit: 2 of 6 guests affected\n\n[Xen Security Advisory 97]")
+    assert text.endswith("\n---\n\n6 guests: 2 affected, 3 not affected, 1 unknown; budget 30 ms\n")
+
+
+def test_host_facts() -> None:
+    assert section(render(), "## Host") == (
+        "## Host\n"
+        "\n"
+        "| Fact | Value |\n"
+        "| --- | --- |\n"
+        "| xenvmmu | 0.1.0 |\n"
+        "| latency budget | 30 ms |\n"
+        "| arch | x86\\_64 |\n"
+        "| hap\\_capable | yes |\n"
+        "| nr\\_cpus | 16 |\n"
+        "| xen\\_commandline | placeholder dom0\\_mem=4096M |\n"
+        "| xen\\_version | 4.4.0 |\n"
+    )
+
+
+def test_guest_table_has_every_guest() -> None:
+    assert section(render(), "## Guests") == (
+        "## Guests\n"
+        "\n"
+        "| Guest | Source | Type | Paging | Memory MiB | Pool MiB | XSA-97 fixed | "
+        "Worst case ms | Verdict | Severity |\n"
+        "| --- | --- | --- | --- | ---: | ---: | --- | ---: | --- | --- |\n"
+        "| big-hap | guests/big-hap.cfg | hvm | hap | 65536 | 520 | no | 1234 | **affected** "
+        "| high |\n"
+        "| shadow-db | guests/shadow-db.cfg | hvm | shadow | 8192 | 68 | no | 87.2 | "
+        "**affected** | medium |\n"
+        "| pv-web | guests/pv-web.cfg | pv | - | 2048 | ? | no | ? | not affected | none |\n"
+        "| xm-guest.cfg | legacy/xm-guest.cfg | ? | - | ? | ? | no | ? | unknown | none |\n"
+        '| we"ird\\\\nname\\\\\\\\ü-日本 | guests/odd name.cfg | hvm | hap | 4096 | 34 | yes | '
+        "0.250 | not affected | none |\n"
+        "| small | guests/small.cfg | hvm | hap | 512 | 5 | no | 9.50 | not affected | none |\n"
+    )
+
+
+def test_affected_guest_section() -> None:
+    assert section(render(), "## big-hap: affected (high)") == (
+        "## big-hap: affected (high)\n"
+        "\n"
+        "- Decided by: guests/big-hap.cfg line 4 (memory)\n"
+        "- CVE: CVE-2014-5146\n"
+        "- Worst-case non-preemptible section: 1234 ms; Xen 4.4.0, XSA-97 fix: no\n"
+        "\n"
+        "Reasons:\n"
+        "\n"
+        "- HAP guest on Xen 4.4.0, which predates the xsa97-hap fix\n"
+        "- a log-dirty CLEAN of 64 GiB is one non-preemptible walk of 1234.5 ms\n"
+        "\n"
+        "Mitigations, cheapest first:\n"
+        "\n"
+        "1. Upgrade Xen to 4.4.1 or later. (`upgrade`)\n"
+        "2. Give the guest at most 1536 MiB. (`shrink`)\n"
+    )
+
+
+def test_sections_only_for_guests_to_look_at() -> None:
+    text = render()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## Host",
+        "## Guests",
+        "## big-hap: affected (high)",
+        "## shadow-db: affected (medium)",
+        "## xm-guest.cfg: unknown",
+        "## Input errors",
+    ]
+    assert "- Decided by: guests/shadow-db.cfg line 7 (hap)\n- CVE: CVE-2014-5149\n" in text
+
+
+def test_input_errors() -> None:
+    assert section(render(), "## Input errors") == (
+        "## Input errors\n\n- guests/broken.cfg:3: config parsing error near \\`=': syntax error\n"
+    )
+
+
+def test_input_cannot_inject_markdown() -> None:
+    evil = replace(
+        BIG_HAP,
+        name="<script>|x|*y*",
+        reasons=("- nested", "1. ordered", "[link](http://x)"),
+        mitigations=(Mitigation("patch", "2) apply `xsa97-hap`"),),
+    )
+    text = MarkdownFormatter().render(AuditReport(findings=(evil,)))
+    assert "| \\<script\\>\\|x\\|\\*y\\* | guests/big-hap.cfg |" in text
+    assert "## \\<script\\>\\|x\\|\\*y\\*: affected (high)\n" in text
+    assert "- \\- nested\n- 1\\. ordered\n- \\[link\\](http://x)\n" in text
+    assert "1. 2\\) apply \\`xsa97-hap\\` (`patch`)\n" in text
+    assert md("4.4.0") == "4.4.0"
+    assert md_item("10. x") == "10\\. x"
+
+
+def test_no_guests() -> None:
+    text = MarkdownFormatter().render(AuditReport(findings=()))
+    assert "## Guests\n\nNo guests were audited.\n" in text
+    assert "## Input errors" not in text
+
+
+def test_written_atomically(tmp_path: Path) -> None:
+    out = tmp_path / "audit.md"
+    write_atomic(out, render())
+    assert out.read_text(encoding="utf-8") == render()
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.md"]
