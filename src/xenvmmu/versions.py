@@ -70,15 +70,17 @@ class XenVersion:
                 raise VersionError(f"Xen version {name} must be an integer 0..9999, not {n!r}")
         if not isinstance(self.extra, str) or (self.extra and not _EXTRA_RE.fullmatch(self.extra)):
             raise VersionError(f"bad Xen version suffix {self.extra!r}")
-        if self.micro is None and re.match(r"\.\d", self.extra):
-            raise VersionError(f"suffix {self.extra!r} would read as a micro version")
+        if self.micro is None and self.extra and not self.extra.startswith("-"):
+            raise VersionError(f"Xen version without a micro number takes only a '-' suffix "
+                               f"(4.5-unstable), not {self.extra!r}")
 
     @classmethod
     def parse(cls, text: str) -> XenVersion:
         """Parse ``major.minor[.micro][extra]``; raises ``VersionError`` with the text."""
         s = text.strip() if isinstance(text, str) else ""
         m = _VERSION_RE.fullmatch(s) if len(s) <= 80 else None
-        if m is None or (m.group(4) and not _EXTRA_RE.fullmatch(m.group(4))):
+        if m is None or (m.group(4) and not _EXTRA_RE.fullmatch(m.group(4))) or (
+                m.group(3) is None and m.group(4) and not m.group(4).startswith("-")):
             shown = repr(text)[:60]
             raise VersionError(
                 f"not a Xen version: {shown} (expected e.g. 4.4.1, 4.5-unstable, 4.17.3-pre)"

@@ -97,3 +97,9 @@ def test_non_utf8_bytes_survive() -> None:
     result = xlcfg.parse(b"name='caf\xe9'\n")
     assert result.settings[0].value == "caf\udce9"
     assert result.settings[0].value.encode("utf-8", "surrogateescape") == b"caf\xe9"
+
+
+def test_strtol_huge_digit_strings_clamp_instead_of_raising() -> None:
+    assert xlcfg.strtol("9" * 10_000) == (LONG_MAX, 10_000, True)
+    assert xlcfg.strtol("-0x" + "f" * 5000) == (-(2**63), 5003, True)
+    assert xlcfg.strtol("0" * 5000 + "7") == (7, 5001, False)

@@ -42,7 +42,10 @@ def strtol(s: str) -> tuple[int, int, bool]:
         i += 1
     if i == start:
         return 0, 0, False
-    magnitude = int(s[start:i], base)
+    significant = s[start:i].lstrip("0")
+    if len(significant) > _MAX_DIGITS[base]:  # surely out of range; int() would refuse
+        return (LONG_MIN if negative else LONG_MAX), i, True  # 4300+ digit strings
+    magnitude = int(significant or "0", base)
     value = -magnitude if negative else magnitude
     if value > LONG_MAX:
         return LONG_MAX, i, True
@@ -52,6 +55,7 @@ def strtol(s: str) -> tuple[int, int, bool]:
 
 
 _HEX = "0123456789abcdefABCDEF"
+_MAX_DIGITS = {8: 22, 10: 20, 16: 17}  # more significant digits than this cannot fit 64 bits
 
 
 def get_long(cfg: ParseResult, key: str) -> Lookup:

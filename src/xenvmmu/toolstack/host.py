@@ -1,0 +1,362 @@
+"""The host: Xen version, architecture, HAP, command line and watchdog.
+
+A ``HostSpec`` comes from ``xl info`` output (``load_host``/``parse_xl_info``), from
+command-line flags (``host_from_flags``), or from both: flags override what ``xl info`` says
+(``HostOverrides``, ``merge_host``). Every derived fact keeps a reason string.
+
+``xl info`` lines are ``printf("%-23s: %s")``: split at the first ``:``, strip both sides,
+ignore lines that are not ``key : value`` (formats/README.md §2.1). Before 4.13 ``virt_caps``
+never says whether the CPU has EPT/NPT, so HAP is assumed present unless told otherwise, and
+that assumption is recorded (§2.3).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+
+from ..versions import (
+    DEFAULT_ASSUMPTIONS,
+    Arch,
+    Assumptions,
+    Profile,
+    VersionError,
+    XenVersion,
+    profile_for,
+)
+from .cmdline import CmdlineOptions, parse_cmdline
+
+MAX_INPUT_BYTES = 4 << 20  # far above any real `xl info` / `xl list -l` output
+
+
+class InputFileError(ValueError):
+    """An input file that cannot be used; the message names the file (and line)."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        self.path, self.line, self.message = path, line, message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+def read_input(path: str | os.PathLike[str]) -> bytes:
+    """Read an input file's bytes, turning OS errors and huge files into ``InputFileError``."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            data = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as e:
+        raise InputFileError(name, None, f"cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputFileError(name, None, f"larger than {MAX_INPUT_BYTES} bytes: not xl output")
+    return data
+
+
+def decode_text(data: bytes | str, source: str, what: str) -> str:
+    """Text of an input; binary data (a NUL byte) or an empty file is an ``InputFileError``."""
+    if isinstance(data, str):
+        text = data
+    else:
+        if len(data) > MAX_INPUT_BYTES:
+            raise InputFileError(source, None, f"larger than {MAX_INPUT_BYTES} bytes")
+        text = data.decode("utf-8", "replace")
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise InputFileError(source, line, f"binary data (NUL byte): not {what}")
+    if not text.strip():
+        raise InputFileError(source, None, f"empty file: expected {what}")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# xl info
+
+_KEY_RE = re.compile(r"[a-z][a-z0-9_ ]{0,40}")
+_USED = ("xen_major", "xen_minor", "xen_extra", "xen_version", "machine", "xen_caps",
+         "virt_caps", "xen_commandline", "xen_changeset")
+
+
+@dataclass(frozen=True)
+class XlInfo:
+    """The ``key : value`` lines of one ``xl info`` output, with their line numbers."""
+
+    source: str
+    fields: tuple[tuple[str, str, int], ...]
+
+    def get(self, key: str) -> str | None:
+        for k, v, _ in self.fields:
+            if k == key:
+                return v
+        return None
+
+    def line(self, key: str) -> int | None:
+        for k, _, n in self.fields:
+            if k == key:
+                return n
+        return None
+
+
+def parse_xl_info(data: bytes | str, source: str = "<xl info>") -> XlInfo:
+    """Split ``xl info`` text into fields. Unknown lines are ignored; a field xenvmmu uses
+    that appears twice (two hosts pasted together?) is an error naming both lines."""
+    text = decode_text(data, source, "`xl info` output")
+    out: list[tuple[str, str, int]] = []
+    seen: dict[str, int] = {}
+    for n, line in enumerate(text.split("\n"), start=1):
+        key, colon, value = line.rstrip("\r").partition(":")
+        key = key.strip()
+        if not colon or not _KEY_RE.fullmatch(key):
+            continue
+        if key in _USED:
+            if key in seen:
+                raise InputFileError(source, n, f"second `{key}` line (first at line "
+                                                f"{seen[key]}): more than one host in the file?")
+            seen[key] = n
+        out.append((key, value.strip(), n))
+    if not ({"xen_major", "xen_minor"} <= seen.keys() or "xen_version" in seen):
+        raise InputFileError(source, None, "no xen_major/xen_minor or xen_version line: "
+                                           "not `xl info` output")
+    return XlInfo(source, tuple(out))
+
+
+_CHANGESET_RE = re.compile(r"(.*?)\s*git:([0-9a-fA-F]{4,40})(-dirty)?\s*")
+
+
+def parse_changeset(value: str) -> tuple[datetime | None, str | None]:
+    """``xen_changeset`` (``Fri Sep 12 16:39:44 2014 +0530 git:4218cde``) -> (date, hash)."""
+    m = _CHANGESET_RE.fullmatch(value)
+    if m is None:
+        return None, None
+    when = " ".join(m.group(1).split())
+    try:
+        return datetime.strptime(when, "%a %b %d %H:%M:%S %Y %z"), m.group(2)
+    except ValueError:
+        return None, m.group(2)
+
+
+# --------------------------------------------------------------------------------------------
+# HostSpec
+
+
+@dataclass(frozen=True)
+class HostOverrides:
+    """Facts given as flags; any field that is not None wins over ``xl info``."""
+
+    xen_version: XenVersion | None = None
+    arch: Arch | None = None
+    cmdline: str | None = None
+    cpu_hap: bool | None = None
+    watchdog: bool | None = None
+    watchdog_timeout: int | None = None
+    changeset_date: datetime | date | None = None
+
+    def merged(self, other: HostOverrides) -> HostOverrides:
+        """These overrides with ``other``'s non-None fields on top."""
+        values = {f.name: getattr(other, f.name) for f in fields(other)
+                  if getattr(other, f.name) is not None}
+        return HostOverrides(**{**{f.name: getattr(self, f.name) for f in fields(self)},
+                                **values})
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One Xen host as far as XSA-97 is concerned.
+
+    ``cpu_hap``: the CPU has EPT/NPT (None: cannot tell, or not x86); ``cpu_hap_assumed``:
+    nobody said so, xenvmmu assumes it. ``hap_enabled``: the hypervisor's ``hap`` option
+    after the command line. ``hap_available``: Xen offers HAP to HVM/PVH guests (both of the
+    above; None on Arm). ``hap_reasons`` and ``watchdog_reason`` say how they were
+    decided, in words for a report.
+    """
+
+    xen_version: XenVersion
+    arch: Arch
+    cpu_hap: bool | None
+    cpu_hap_assumed: bool
+    hap_enabled: bool
+    hap_available: bool | None
+    watchdog: bool
+    watchdog_timeout: int
+    cmdline: str
+    options: CmdlineOptions
+    changeset_date: datetime | date | None = None
+    changeset: str | None = None
+    virt_caps: tuple[str, ...] | None = None
+    source: str | None = None
+    hap_reasons: tuple[str, ...] = ()
+    watchdog_reason: str = ""
+    warnings: tuple[str, ...] = ()
+    info: XlInfo | None = field(default=None, repr=False)
+    overrides: HostOverrides = field(default=HostOverrides(), repr=False)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return (*self.hap_reasons, self.watchdog_reason)
+
+    def line_of(self, key: str) -> int | None:
+        """The ``xl info`` line of a field (for SARIF locations), if it came from a file."""
+        return self.info.line(key) if self.info is not None else None
+
+    def profile(self, patched: frozenset[str] = frozenset(),
+                assumptions: Assumptions = DEFAULT_ASSUMPTIONS) -> Profile:
+        """This host's release profile (development builds classified by changeset date)."""
+        return profile_for(self.xen_version, patched=patched,
+                           changeset_date=self.changeset_date, assumptions=assumptions)
+
+
+def load_host(path: str | os.PathLike[str], overrides: HostOverrides = HostOverrides()) -> HostSpec:
+    """Read an ``xl info`` file; raises ``InputFileError`` naming the file and line."""
+    name = os.fspath(path)
+    return host_from_xl_info(parse_xl_info(read_input(name), name), overrides)
+
+
+def host_from_xl_info(info: XlInfo, overrides: HostOverrides = HostOverrides()) -> HostSpec:
+    return _derive(info, overrides)
+
+
+def host_from_flags(
+    xen_version: XenVersion | str,
+    *,
+    cmdline: str = "",
+    arch: Arch = "x86",
+    cpu_hap: bool | None = None,
+    watchdog: bool | None = None,
+    watchdog_timeout: int | None = None,
+    changeset_date: datetime | date | None = None,
+) -> HostSpec:
+    """A host described by flags only (no ``xl info``)."""
+    v = XenVersion.parse(xen_version) if isinstance(xen_version, str) else xen_version
+    return _derive(None, HostOverrides(v, arch, cmdline, cpu_hap, watchdog, watchdog_timeout,
+                                       changeset_date))
+
+
+def merge_host(host: HostSpec, overrides: HostOverrides) -> HostSpec:
+    """``host`` with flags on top (re-derives everything that depends on them)."""
+    return _derive(host.info, host.overrides.merged(overrides))
+
+
+def _version(info: XlInfo, warnings: list[str]) -> XenVersion:
+    major, minor, extra = info.get("xen_major"), info.get("xen_minor"), info.get("xen_extra")
+    full = info.get("xen_version")
+    try:
+        if major is not None and minor is not None:
+            v = XenVersion.from_xl_info(major, minor, extra or "")
+            if full is not None and full != str(v):
+                warnings.append(f"xen_version {full!r} differs from xen_major/xen_minor/"
+                                f"xen_extra ({v}); using the latter")
+            return v
+        assert full is not None  # parse_xl_info checked
+        return XenVersion.parse(full)
+    except VersionError as e:
+        line = info.line("xen_major") if major is not None else info.line("xen_version")
+        raise InputFileError(info.source, line, str(e)) from None
+
+
+def _arch(info: XlInfo) -> Arch:
+    machine = info.get("machine") or ""
+    caps = info.get("xen_caps") or ""
+    if re.fullmatch(r"x86_64|amd64|i[3-6]86", machine) or "x86_" in caps:
+        return "x86"
+    if machine.startswith(("aarch64", "arm")) or re.search(r"aarch64|armv7", caps):
+        return "arm"
+    line = info.line("machine") or info.line("xen_caps")
+    raise InputFileError(info.source, line, f"unknown architecture (machine {machine!r}, "
+                                            f"xen_caps {caps!r}); xenvmmu knows x86 and Arm")
+
+
+def _derive(info: XlInfo | None, o: HostOverrides) -> HostSpec:
+    warnings: list[str] = []
+    reasons: list[str] = []
+    if o.xen_version is not None:
+        version = o.xen_version
+    elif info is not None:
+        version = _version(info, warnings)
+    else:
+        raise ValueError("a host needs a Xen version (xl info or a flag)")
+    arch: Arch = o.arch or (_arch(info) if info is not None else "x86")
+    changeset = None
+    when: datetime | date | None = o.changeset_date
+    raw_changeset = info.get("xen_changeset") if info is not None else None
+    if raw_changeset is not None and raw_changeset != "unavailable":
+        parsed, changeset = parse_changeset(raw_changeset)
+        if parsed is None:
+            warnings.append(f"xen_changeset {raw_changeset!r}: no date could be read")
+        when = when or parsed
+    profile = profile_for(version, changeset_date=when)
+
+    cmdline = o.cmdline
+    if cmdline is None:
+        cmdline = info.get("xen_commandline") if info is not None else None
+        if cmdline is None:
+            warnings.append("no xen_commandline: assuming an empty hypervisor command line")
+            cmdline = ""
+    options = parse_cmdline(cmdline, profile.cmdline)
+    warnings.extend(f"hypervisor command line: {e}" for e in options.errors)
+    caps_text = info.get("virt_caps") if info is not None else None
+    virt_caps = tuple(caps_text.split()) if caps_text is not None else None
+
+    cpu_hap, assumed, available = _hap(arch, profile, options, virt_caps, o.cpu_hap,
+                                       reasons, warnings)
+
+    watchdog, timeout = options.watchdog, options.watchdog_timeout
+    if o.watchdog_timeout is not None:
+        timeout, watchdog = o.watchdog_timeout, o.watchdog_timeout != 0
+    if o.watchdog is not None:
+        watchdog = o.watchdog
+    state = f"watchdog {'on' if watchdog else 'off'}, timeout {timeout} s"
+    if o.watchdog is not None or o.watchdog_timeout is not None:
+        watchdog_reason = f"{state} (flags)"
+    elif options.watchdog_token is not None:
+        watchdog_reason = f"{state} (command line {options.watchdog_token!r})"
+    else:
+        watchdog_reason = "watchdog off (Xen's default: no watchdog option on the command line)"
+    return HostSpec(
+        xen_version=version, arch=arch, cpu_hap=cpu_hap, cpu_hap_assumed=assumed,
+        hap_enabled=options.hap, hap_available=available, watchdog=watchdog,
+        watchdog_timeout=timeout, cmdline=cmdline, options=options, changeset_date=when,
+        changeset=changeset, virt_caps=virt_caps,
+        source=info.source if info is not None else None, hap_reasons=tuple(reasons),
+        watchdog_reason=watchdog_reason, warnings=tuple(warnings), info=info, overrides=o,
+    )
+
+
+def _hap(arch: Arch, profile: Profile, options: CmdlineOptions,
+         virt_caps: tuple[str, ...] | None, flag: bool | None, reasons: list[str],
+         warnings: list[str]) -> tuple[bool | None, bool, bool | None]:
+    """(cpu_hap, assumed, hap_available), appending the reasons."""
+    if arch != "x86":
+        reasons.append("Arm host: stage-2 translation, not x86 HAP (XSA-97 is x86-only)")
+        return None, False, None
+    if options.hap_token is not None:
+        state = "enabled" if options.hap else "disabled"
+        reasons.append(f"hypervisor option hap {state} by {options.hap_token!r}"
+                       f"{'' if options.hap else ': HVM/PVH guests use shadow paging'}")
+    reports = profile.virt_caps_reports_hap and virt_caps is not None
+    if flag is not None:
+        reasons.append(f"CPU HAP (EPT/NPT) {'present' if flag else 'absent'} (flag)")
+        if reports and virt_caps is not None and options.hap and (("hap" in virt_caps) != flag):
+            warnings.append(f"the cpu_hap flag ({flag}) contradicts virt_caps "
+                            f"({' '.join(virt_caps)}); using the flag")
+        cpu: bool | None = flag
+        assumed = False
+    elif reports and virt_caps is not None:
+        if "hap" in virt_caps:
+            cpu, assumed = True, False
+            reasons.append("virt_caps lists hap: the CPU has EPT/NPT (Xen >=4.13 reports it)")
+        elif options.hap:
+            cpu, assumed = False, False
+            reasons.append("virt_caps has no hap although the command line does not disable "
+                           "it: the CPU has no EPT/NPT")
+        else:
+            cpu, assumed = None, False
+            reasons.append("virt_caps has no hap because the command line disables it; the "
+                           "CPU's EPT/NPT support cannot be seen")
+            return cpu, assumed, False
+    else:
+        cpu, assumed = True, True
+        why = ("before Xen 4.13 `xl info` does not say" if not profile.virt_caps_reports_hap
+               else "no `xl info` virt_caps was given")
+        reasons.append(f"CPU HAP (EPT/NPT) assumed present: {why}; set cpu_hap=False "
+                       "(flag) if the CPU lacks EPT/NPT")
+    return cpu, assumed, bool(cpu) and options.hap
