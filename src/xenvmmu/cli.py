@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .commands import audit as audit_cmd
 from .commands import parse as parse_cmd
 
 
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xenvmmu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    audit_cmd.add_parser(sub)
     parse_cmd.add_parser(sub)
     return parser
 

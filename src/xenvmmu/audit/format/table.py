@@ -16,7 +16,6 @@ from xenvmmu.audit.format.base import (
     Formatter,
     decisive_ref,
     display_name,
-    first_mitigation,
     format_int,
     format_mib,
     format_ms,
@@ -108,9 +107,8 @@ class TableFormatter(Formatter):
             head += f", {f.cve}"
         out = [f"{head} ({one_line(where)})"]
         out += [f"  - {one_line(reason)}" for reason in f.reasons]
-        mitigation = first_mitigation(f)
-        if mitigation is not None:
-            out.append(f"  fix: {one_line(mitigation.text)} [{mitigation.action}]")
+        for i, mitigation in enumerate(f.mitigations, 1):
+            out.append(f"  fix {i}: {one_line(mitigation.text)} [{mitigation.action}]")
         return out
 
     def _paint(self, text: str, verdict: Verdict) -> str:

@@ -1,0 +1,187 @@
+"""The auditor's question, per guest: is its virtual-MMU work on this host non-preemptible
+for longer than the latency budget (XSA-97), for how long, why, and what is the cheapest fix.
+
+Chain (DESIGN.md): guest readable → x86 → HVM/PVH → effective paging mode → the operations
+that can be driven against it and, for this release, which are preemptible → worst-case
+non-preemptible section from the cost model → verdict against the budget.
+
+Verdict ``affected`` means: the non-preemptible path is present and reachable for this guest
+and its worst-case section is at least the budget. The verdict covers XSA-97's own
+operations (log-dirty ENABLE/PEEK/CLEAN/OFF with their mode hooks, dirty-VRAM tracking);
+teardown and set_allocation are reported as related operations beside it.
+"""
+
+from __future__ import annotations
+
+from ..costs import CostProfile
+from ..costs.estimate import OpEstimate, estimate_ops
+from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
+from ..versions import Profile, Unknown
+from .findings import Finding, OpStall, Severity, SourceRef, Verdict
+from .mitigations import mitigations_for
+from .settings import DEFAULT_BUDGET_MS, AuditSettings
+
+CVE_HAP = "CVE-2014-5146"
+CVE_SHADOW = "CVE-2014-5149"
+#: Xen's watchdog_timeout default (5 s, xen/arch/x86/nmi.c); a section this long panics a
+#: host with the watchdog on.
+WATCHDOG_MS = 5000.0
+HIGH_MS = 100.0
+
+
+def severity_for(
+    stall_ms: float, budget_ms: float = DEFAULT_BUDGET_MS, watchdog_ms: float = WATCHDOG_MS
+) -> Severity:
+    """critical: >= the watchdog timeout; high: >= 100 ms; medium: >= the budget."""
+    if stall_ms >= watchdog_ms:
+        return "critical"
+    if stall_ms >= HIGH_MS:
+        return "high"
+    if stall_ms >= budget_ms:
+        return "medium"
+    return "none"
+
+
+def stalls(ops: list[OpEstimate], costs: CostProfile) -> tuple[OpStall, ...]:
+    return tuple(
+        OpStall(
+            op=o.op,
+            trigger=", ".join(o.triggers),
+            preemptible=o.preemptible,
+            worst_case_ms=round(costs.ms(o.section), 3),
+            related=o.related,
+            reference=o.reference,
+        )
+        for o in ops
+    )
+
+
+def worst_ms(ops: tuple[OpStall, ...]) -> float:
+    return max((o.worst_case_ms for o in ops if not o.related), default=0.0)
+
+
+def guest_pages(guest: GuestSpec) -> int | None:
+    """4 KiB pages the paging operations cover: the guest's maximum memory."""
+    if guest.maxmem_kib is not None:
+        return guest.maxmem_kib // 4
+    if guest.maxmem_mib is not None:
+        return guest.maxmem_mib * 256
+    return None
+
+
+def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSettings) -> Finding:
+    """The Finding for one guest on one host."""
+    base = _facts(guest, host, profile)
+    decision = effective_paging(guest, host, profile)
+    reasons = list(decision.reasons)
+    if guest.status != "ok":
+        return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
+    if decision.mode is None:
+        verdict: Verdict = "not_affected"
+        if decision.creation_fails:
+            reasons.append("xl cannot create this guest on this host, so nothing runs")
+        elif guest.pvh_v1:
+            verdict = "unknown"
+        return _finish(base, verdict, reasons, paging_reasons=decision.reasons)
+    mode = decision.mode
+    cve = CVE_HAP if mode == "hap" else CVE_SHADOW
+    base = {**base, "paging": mode, "cve": cve}
+    pool = paging_pool(guest, host, profile, decision)
+    base["pool_kib"] = pool.kib
+    pages = guest_pages(guest)
+    if mode == "hap" and isinstance(profile.xsa97, Unknown):
+        reasons.append(f"release cannot be classified: {profile.xsa97.reason}")
+        return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
+    if pages is None or (mode == "shadow" and pool.kib is None):
+        reasons.append(pool.reason if pool.kib is None else "guest memory size unknown")
+        return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
+    pool_pages = (pool.applied_kib or pool.kib or 0) // 4
+    ops = stalls(estimate_ops(pages, pool_pages, mode, profile, settings.attack), settings.costs)
+    worst = worst_ms(ops)
+    reasons.append(pool.reason)
+    worst_op = max((o for o in ops if not o.related), key=lambda o: o.worst_case_ms)
+    verdict = "affected" if worst >= settings.budget_ms else "not_affected"
+    budget = f"{settings.budget_ms:g} ms budget"
+    if verdict == "affected":
+        reasons.append(
+            f"{worst_op.op} can hold a CPU for about {worst:,.0f} ms without a preemption "
+            f"point (above the {budget}); triggered by {worst_op.trigger}"
+        )
+    else:
+        reasons.append(
+            f"longest non-preemptible section about {worst:,.1f} ms, within the {budget}"
+        )
+    if host.watchdog and worst >= host.watchdog_timeout * 1000:
+        reasons.append(
+            f"the watchdog is on ({host.watchdog_timeout} s): such a stall panics the host"
+        )
+    fixes = (mitigations_for(guest, host, profile, mode, pages, pool_pages, settings)
+             if verdict == "affected" else ())
+    watchdog_ms = host.watchdog_timeout * 1000 if host.watchdog_timeout else WATCHDOG_MS
+    return _finish(
+        {**base, "worst_case_ms": round(worst, 3)},
+        verdict,
+        reasons,
+        severity=severity_for(worst, settings.budget_ms, watchdog_ms) if verdict == "affected"
+        else "none",
+        mitigations=fixes,
+        ops=ops,
+        paging_reasons=decision.reasons,
+        decisive=_decisive(guest, host, mode, pool.how),
+    )
+
+
+def _facts(guest: GuestSpec, host: HostSpec, profile: Profile) -> dict[str, object]:
+    return {
+        "source": SourceRef(guest.source, guest.error_line),
+        "name": guest.name,
+        "guest_type": guest.type,
+        "paging": None,
+        "memory_mib": guest.memory_mib,
+        "maxmem_mib": guest.maxmem_mib,
+        "vcpus": guest.vcpus,
+        "pool_kib": None,
+        "xen_version": str(host.xen_version),
+        "xsa97_fixed": profile.logdirty_preemptible
+        if not isinstance(profile.xsa97, Unknown) else None,
+        "cve": None,
+        "worst_case_ms": None,
+    }
+
+
+def _finish(
+    facts: dict[str, object],
+    verdict: Verdict,
+    reasons: list[str],
+    *,
+    severity: Severity = "none",
+    mitigations: tuple[object, ...] = (),
+    ops: tuple[OpStall, ...] = (),
+    paging_reasons: tuple[str, ...] = (),
+    decisive: SourceRef | None = None,
+) -> Finding:
+    return Finding(
+        verdict=verdict,
+        severity=severity,
+        reasons=tuple(r for r in reasons if r),
+        mitigations=mitigations,  # type: ignore[arg-type]
+        ops=ops,
+        paging_reasons=paging_reasons,
+        decisive=decisive,
+        **facts,  # type: ignore[arg-type]
+    )
+
+
+def _decisive(guest: GuestSpec, host: HostSpec, mode: str, pool_how: str) -> SourceRef:
+    """The setting that decides the exposure, for SARIF locations."""
+    if mode == "shadow":
+        if guest.hap is False and guest.hap_line is not None:
+            return SourceRef(guest.source, guest.hap_line, "hap")
+        if not host.hap_enabled and host.source:
+            return SourceRef(host.source, host.line_of("xen_commandline"), "xen_commandline")
+        if pool_how == "explicit" and guest.shadow_memory_line is not None:
+            return SourceRef(guest.source, guest.shadow_memory_line, "shadow_memory")
+    line, key = guest.maxmem_line, "maxmem"
+    if line is None:
+        line, key = guest.memory_line, "memory"
+    return SourceRef(guest.source, line, key if line is not None else None)

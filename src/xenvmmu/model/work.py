@@ -1,0 +1,187 @@
+"""Units of work and the step protocol every model operation follows.
+
+**Work is counted, time is derived.** A model operation never knows how long anything takes;
+it reports *what it did* as a :class:`Work` (entries rewritten, bytes copied, pages freed, ...).
+``xenvmmu.costs`` turns a ``Work`` into nanoseconds; ``xenvmmu.sim`` decides when a preemption
+check fires. Changing a cost constant therefore never changes a bitmap.
+
+The step protocol
+-----------------
+An *operation* is a generator of type :data:`Op` = ``Generator[Step, Reply, int]``. It models
+one entry into the hypervisor (one hypercall, or one continuation of it) and yields, in order:
+
+``WorkStep(work, what, lock)``
+    Work done since the previous step. The consumer charges its cost. The value sent back is
+    ignored (send ``None``). Several WorkSteps may follow each other; a WorkStep may aggregate any
+    amount of work **that contains no preemption check** (e.g. the 512 leaf slots of one log-dirty
+    L2 node, or a whole pre-XSA-97 walk). Consumers must not assume any fixed granularity.
+``PreemptCheck(site, general)``
+    A point where this Xen release calls ``hypercall_preempt_check()`` (or
+    ``general_preempt_check()`` when ``general`` is true). The consumer sends back ``True`` if the
+    check fires (a softirq is pending or the calling vCPU has an event), else ``False``/``None``.
+    When it fires the operation saves its progress in the domain (as Xen does), finishes with
+    ``-ERESTART`` and the caller must issue the continuation (a new operation with
+    ``resuming=True``) to go on.
+``Loop(work, count, check, what, lock)``
+    A compact form of ``count`` repetitions of ``[WorkStep(work), check]`` (a loop that checks
+    after *every* iteration, such as ``set_allocation`` or XSA-410's ``p2m_teardown``). The
+    consumer sends back ``k`` (``1 <= k <= count``) to make the check after iteration ``k`` fire,
+    or ``None`` if none fires. Exactly ``k`` (or ``count``) iterations are then done.
+
+The generator's return value (``StopIteration.value``) is Xen's return code: ``0``, or a
+negative errno from :mod:`xenvmmu.model.constants` (``-ERESTART`` means "continue me").
+
+A *non-preemptible section* is the work between two consecutive check points (or between the
+start/end of a call and the nearest check point). Check points are boundaries whether or not
+they fire. :mod:`xenvmmu.model.runner` drives operations and splits them into sections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, fields
+from typing import TypeAlias
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """Counts of elementary work done by Xen's paging code. All fields are non-negative.
+
+    entries_read
+        Table or node slots examined without being written: p2m entries scanned by a sweep,
+        log-dirty node slots walked, shadow entries scanned by a brute-force search.
+    entries_written
+        p2m (EPT/NPT) entries rewritten or marked for recalculation; trie slots reset to
+        INVALID_MFN; shadow entries cleared.
+    bytes_copied
+        Bytes copied to the caller's buffer (``copy_to_guest``), including copies of the static
+        zero page for missing leaves (post-fix walk).
+    bytes_zeroed
+        Bytes zero-filled: leaves cleared by CLEAN (``clear_page``), new trie nodes, caller
+        buffer ranges cleared for missing leaves (``clear_guest``, pre-fix walk).
+    pages_mapped
+        ``map_domain_page`` calls (trie nodes and leaves, p2m tables).
+    pages_allocated / pages_freed
+        Pages taken from / returned to the domain's paging pool (p2m tables, trie nodes,
+        shadows, monitor tables).
+    heap_pages_allocated / heap_pages_freed
+        Pages moved between the paging pool and Xen's heap (``alloc_domheap_page`` /
+        ``free_domheap_page``): pool resizing and teardown.
+    dirty_marks
+        Calls of ``paging_mark_dirty`` (each walks the trie: 4 maps, counted in pages_mapped).
+    shadows_unpinned / shadows_destroyed
+        Shadow pages unpinned / destroyed (each destruction scans its 512 entries,
+        counted in entries_read).
+    tlb_flushes
+        Domain-wide TLB flushes / INVEPT (``flush_tlb_mask``, ``ept_sync_domain``).
+    vm_exits
+        Guest exits handled on the guest's own vCPU (EPT violation / misconfiguration, NPT
+        fault, shadow fault): only the fault paths report these.
+    """
+
+    entries_read: int = 0
+    entries_written: int = 0
+    bytes_copied: int = 0
+    bytes_zeroed: int = 0
+    pages_mapped: int = 0
+    pages_allocated: int = 0
+    pages_freed: int = 0
+    heap_pages_allocated: int = 0
+    heap_pages_freed: int = 0
+    dirty_marks: int = 0
+    shadows_unpinned: int = 0
+    shadows_destroyed: int = 0
+    tlb_flushes: int = 0
+    vm_exits: int = 0
+
+    def __add__(self, other: Work) -> Work:
+        if not isinstance(other, Work):
+            return NotImplemented
+        return Work(*(getattr(self, n) + getattr(other, n) for n in FIELDS))
+
+    def __mul__(self, k: int) -> Work:
+        return Work(*(getattr(self, n) * k for n in FIELDS))
+
+    __rmul__ = __mul__
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, n) for n in FIELDS)
+
+    def as_dict(self) -> dict[str, int]:
+        """Non-zero fields only (for printing and JSON)."""
+        return {n: getattr(self, n) for n in FIELDS if getattr(self, n)}
+
+    def weighted(self, weights: Mapping[str, float]) -> float:
+        """``sum(weight[field] * count)``; fields missing from ``weights`` weigh 0."""
+        return sum(weights.get(n, 0.0) * getattr(self, n) for n in FIELDS)
+
+    def dominates(self, other: Work) -> bool:
+        """True if every field is >= the other's (then it costs at least as much)."""
+        return all(getattr(self, n) >= getattr(other, n) for n in FIELDS)
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Work))
+ZERO = Work()
+
+#: A unit-agnostic weight for comparing sections when no cost profile is at hand: roughly one
+#: unit per cache line touched or per table entry. ``xenvmmu.costs`` supplies real weights.
+PROXY_WEIGHTS: Mapping[str, float] = {
+    "entries_read": 1.0,
+    "entries_written": 2.0,
+    "bytes_copied": 1 / 64,
+    "bytes_zeroed": 1 / 64,
+    "pages_mapped": 2.0,
+    "pages_allocated": 4.0,
+    "pages_freed": 4.0,
+    "heap_pages_allocated": 8.0,
+    "heap_pages_freed": 8.0,
+    "dirty_marks": 4.0,
+    "shadows_unpinned": 4.0,
+    "shadows_destroyed": 8.0,
+    "tlb_flushes": 100.0,
+    "vm_exits": 50.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkStep:
+    """Work done since the previous step. ``what`` names the Xen code (``"logdirty.walk"``),
+    ``lock`` the innermost lock held while doing it (``"paging"``, ``"p2m"`` or ``None``)."""
+
+    work: Work
+    what: str
+    lock: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptCheck:
+    """A preemption check of this release. ``site`` names it (``"log_dirty_op.i3"``)."""
+
+    site: str
+    general: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """``count`` iterations of ``[work, check]``; see the module docstring for the reply."""
+
+    work: Work
+    count: int
+    check: PreemptCheck
+    what: str
+    lock: str | None = None
+
+    @property
+    def total(self) -> Work:
+        return self.work * self.count
+
+
+Step: TypeAlias = WorkStep | PreemptCheck | Loop
+#: Sent back into an operation: ignored for WorkStep, bool for PreemptCheck, int|None for Loop.
+Reply: TypeAlias = "bool | int | None"
+Op: TypeAlias = Generator[Step, "bool | int | None", int]
+
+
+def fired(reply: bool | int | None) -> bool:
+    """Interpret the reply to a :class:`PreemptCheck`."""
+    return bool(reply)
