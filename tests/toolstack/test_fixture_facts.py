@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from xenvmmu.toolstack.guest import (
-    GuestSpec,
-    effective_paging,
-    guests_from_xl_list,
-    load_xl_list,
-    paging_pool,
-)
+from xenvmmu.toolstack.guest import GuestSpec
 from xenvmmu.toolstack.host import HostSpec, host_from_flags, load_host
+from xenvmmu.toolstack.paging import effective_paging, paging_pool
+from xenvmmu.toolstack.xllist import guests_from_xl_list, load_xl_list
 
 H_440 = "xl-info_4.4.0_x86-intel-ept.txt"
 H_441 = "xl-info_4.4.1_x86-intel-ept_debian.txt"

@@ -9,16 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xenvmmu.toolstack.guest import (
-    GuestSpec,
-    effective_paging,
-    guest_from_xlcfg,
-    guests_from_xl_list,
-    load_guest_cfg,
-    load_xl_list,
-    paging_pool,
-)
+from xenvmmu.toolstack.guest import GuestSpec, guest_from_xlcfg, load_guest_cfg
 from xenvmmu.toolstack.host import InputFileError, host_from_flags
+from xenvmmu.toolstack.paging import effective_paging, paging_pool
+from xenvmmu.toolstack.xllist import guests_from_xl_list, load_xl_list
 from xenvmmu.versions import profile_for
 
 # --- xl list -l fixtures ----------------------------------------------------------------------

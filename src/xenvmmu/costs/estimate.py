@@ -31,10 +31,10 @@ Paging = Literal["hap", "shadow"]
 class AttackAssumptions:
     """Attack-shape parameters the research could not pin down (named, with defaults)."""
 
-    #: Frames the device model asks to track with dirty-VRAM tracking. Default 4096 (16 MiB,
-    #: qemu-xen's stdvga VRAM). The interface allows up to 262144 (1 GiB of frames,
-    #: xen/arch/x86/hvm/hvm.c @ RELEASE-4.4.0).
-    vram_frames: int = 4096
+    #: Frames the device model asks to track with dirty-VRAM tracking. Default 768 (3 MiB: the
+    #: visible 1024x768 32-bit framebuffer that qemu tracks; assumed). A compromised device
+    #: model may ask for up to 262144 (1 GiB of frames, xen/arch/x86/hvm/hvm.c @ RELEASE-4.4.0).
+    vram_frames: int = 768
     #: Fraction of tracked VRAM frames whose single shadow mapping is unknown, so that shadow
     #: VRAM tracking brute-forces the shadow hash for them (assumed: all, after a blow-tables).
     vram_bruteforce_fraction: float = 1.0
