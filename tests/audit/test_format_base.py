@@ -9,11 +9,14 @@ HAP guest under budget, and one input error.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xenvmmu.audit.findings import (
     AuditReport,
@@ -36,6 +39,7 @@ from xenvmmu.audit.format.base import (
     decisive_line,
     decisive_ref,
     display_name,
+    dump_json,
     finding_cve,
     format_mib,
     format_ms,
@@ -328,3 +332,17 @@ def test_write_atomic_cleans_up_when_replace_fails(
     with pytest.raises(OSError, match="disk on fire"):
         write_atomic(tmp_path / "out.sarif", "{}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(JSON_VALUES)
+def test_dump_json_is_exactly_json_dumps_indent_2(value: object) -> None:
+    assert dump_json(value) == json.dumps(value, indent=2, ensure_ascii=True) + "\n"

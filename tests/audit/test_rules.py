@@ -59,8 +59,9 @@ def test_442_has_the_fix_but_the_hap_sweep_still_stalls(shared_dir: Path) -> Non
     assert after.verdict == "affected"  # 4.4.x keeps the full p2m sweep on CLEAN
     assert after.worst_case_ms is not None and before.worst_case_ms is not None
     assert after.worst_case_ms < before.worst_case_ms
-    peek = {f.xen_version: next(o for o in f.ops if o.op == "logdirty_peek")
-            for f in (before, after)}
+    peek = {
+        f.xen_version: next(o for o in f.ops if o.op == "logdirty_peek") for f in (before, after)
+    }
     assert peek["4.4.2"].preemptible and not peek["4.4.0"].preemptible
     upgrade = [m.text for m in after.mitigations if m.action == "upgrade"]
     assert upgrade == ["Upgrade Xen to 4.5.0 or later."]

@@ -9,6 +9,7 @@ release that fixes it; apply the xsa97-hap patch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -26,10 +27,24 @@ LAZY_RETYPE_RELEASE = XenVersion(4, 5, 0)
 SHADOW_FLOOR_PAGES_PER_VCPU = 128
 
 
-def _worst(pages: int, pool_pages: int, mode: Paging, profile: Profile,
-           settings: AuditSettings) -> float:
-    ops = estimate_ops(pages, pool_pages, mode, profile, settings.attack)
-    return max(settings.costs.ms(o.section) for o in ops if not o.related)
+def worst_section_ms(
+    pages: int, pool_pages: int, mode: Paging, profile: Profile, settings: AuditSettings
+) -> float:
+    """The longest non-preemptible section of XSA-97's own operations, in ms (cached)."""
+    # Only these Profile fields shape the estimate; hashing the whole Profile is slow.
+    key = (pages, pool_pages, mode, profile.logdirty_preemptible, profile.hap_retype)
+    ms = settings.cache.get(key)
+    if ms is None:
+        ops = estimate_ops(pages, pool_pages, mode, profile, settings.attack)
+        ms = max(settings.costs.ms(o.section) for o in ops if not o.related)
+        settings.cache[key] = ms
+    assert isinstance(ms, float)
+    return ms
+
+
+@functools.cache
+def _profile(version: XenVersion) -> Profile:
+    return profile_for(version)
 
 
 def _largest_under(limit: int, fits: Callable[[int], bool]) -> int:
@@ -46,70 +61,116 @@ def _largest_under(limit: int, fits: Callable[[int], bool]) -> int:
     return lo
 
 
-def mitigations_for(guest: GuestSpec, host: HostSpec, profile: Profile, mode: Paging,
-                    pages: int, pool_pages: int,
-                    settings: AuditSettings) -> tuple[Mitigation, ...]:
+def mitigations_for(
+    guest: GuestSpec,
+    host: HostSpec,
+    profile: Profile,
+    mode: Paging,
+    pages: int,
+    pool_pages: int,
+    settings: AuditSettings,
+) -> tuple[Mitigation, ...]:
     """Effective mitigations for an affected guest of ``pages`` pages and ``pool_pages``."""
     budget = settings.budget_ms
-    out: list[Mitigation] = [Mitigation(
-        "pv", 'Run it as a PV guest (type = "pv"), if its operating system supports PV: '
-        "PV guests have no HVM paging mode and are not exposed.")]
+    out: list[Mitigation] = [
+        Mitigation(
+            "pv",
+            'Run it as a PV guest (type = "pv"), if its operating system supports PV: '
+            "PV guests have no HVM paging mode and are not exposed.",
+        )
+    ]
 
     hap_pool = max(pool_pages, 256)  # hap_enable() gives an empty pool 256 pages
     if mode == "shadow" and host.cpu_hap is not False:
-        where = (f"remove hap = 0 (line {guest.hap_line})" if guest.hap is False
-                 else "remove hap=0 / no-hap from the Xen command line")
-        if _worst(pages, hap_pool, "hap", profile, settings) < budget:
+        where = (
+            f"remove hap = 0 (line {guest.hap_line})"
+            if guest.hap is False
+            else "remove hap=0 / no-hap from the Xen command line"
+        )
+        if worst_section_ms(pages, hap_pool, "hap", profile, settings) < budget:
             out.append(Mitigation("hap_on", f"Use HAP instead of shadow paging: {where}."))
         else:
             later = _first_fixing_release(host, profile, pages, hap_pool, "hap", settings)
             if later is not None:
-                out.append(Mitigation(
-                    "hap_on", f"Use HAP instead of shadow paging ({where}) together with an "
-                    f"upgrade to Xen {later} or later."))
+                out.append(
+                    Mitigation(
+                        "hap_on",
+                        f"Use HAP instead of shadow paging ({where}) together with an "
+                        f"upgrade to Xen {later} or later.",
+                    )
+                )
 
     if mode == "hap":
-        mib = _largest_under(pages // 256, lambda m: _worst(
-            m * 256, pool_pages, "hap", profile, settings) < budget)
+        mib = _largest_under(
+            pages // 256,
+            lambda m: worst_section_ms(m * 256, pool_pages, "hap", profile, settings) < budget,
+        )
         if mib >= 256:
-            out.append(Mitigation(
-                "shrink", f"Reduce the guest's maximum memory (maxmem/memory) to at most "
-                f"{mib:,} MiB, the largest size whose worst case stays under {budget:g} ms on "
-                f"Xen {profile.version}."))
+            out.append(
+                Mitigation(
+                    "shrink",
+                    f"Reduce the guest's maximum memory (maxmem/memory) to at most "
+                    f"{mib:,} MiB, the largest size whose worst case stays under {budget:g} ms on "
+                    f"Xen {profile.version}.",
+                )
+            )
     else:
-        floor = (SHADOW_FLOOR_PAGES_PER_VCPU * ((guest.maxvcpus or guest.vcpus or 1) + 1)
-                 + pages // 256)
-        max_pool = _largest_under(pool_pages, lambda p: _worst(
-            pages, p, "shadow", profile, settings) < budget)
+        floor = (
+            SHADOW_FLOOR_PAGES_PER_VCPU * ((guest.maxvcpus or guest.vcpus or 1) + 1) + pages // 256
+        )
+        max_pool = _largest_under(
+            pool_pages, lambda p: worst_section_ms(pages, p, "shadow", profile, settings) < budget
+        )
         if max_pool >= floor:
-            out.append(Mitigation(
-                "shadow_memory", f"Set shadow_memory = {max_pool // 256} (MiB) or less: the "
-                "shadow pool bounds the shadow flushes (a small pool costs performance; Xen's "
-                f"floor for this guest is about {-(-floor // 256)} MiB)."))
+            out.append(
+                Mitigation(
+                    "shadow_memory",
+                    f"Set shadow_memory = {max_pool // 256} (MiB) or less: the "
+                    "shadow pool bounds the shadow flushes (a small pool costs performance; Xen's "
+                    f"floor for this guest is about {-(-floor // 256)} MiB).",
+                )
+            )
 
     if mode == "hap":
         later = _first_fixing_release(host, profile, pages, pool_pages, "hap", settings)
         if later is not None:
             out.append(Mitigation("upgrade", f"Upgrade Xen to {later} or later."))
         if not profile.logdirty_preemptible:
-            patched = profile_for(host.xen_version, patched=frozenset({"xsa97-hap"}),
-                                  changeset_date=host.changeset_date)
-            if _worst(pages, pool_pages, "hap", patched, settings) < budget:
-                out.append(Mitigation(
-                    "patch", f"Apply the xsa97-hap patch to Xen {host.xen_version}."))
+            patched = profile_for(
+                host.xen_version,
+                patched=frozenset({"xsa97-hap"}),
+                changeset_date=host.changeset_date,
+            )
+            if worst_section_ms(pages, pool_pages, "hap", patched, settings) < budget:
+                out.append(
+                    Mitigation("patch", f"Apply the xsa97-hap patch to Xen {host.xen_version}.")
+                )
     if len(out) == 1:
-        out.append(Mitigation(
-            "restrict", "No configuration change or release brings it under the budget: do "
-            "not let untrusted parties drive its log-dirty or VRAM operations (no untrusted "
-            "device model or stub domain, no live migration of it while latency matters)."))
+        out.append(
+            Mitigation(
+                "restrict",
+                "No configuration change or release brings it under the budget: do "
+                "not let untrusted parties drive its log-dirty or VRAM operations (no untrusted "
+                "device model or stub domain, no live migration of it while latency matters).",
+            )
+        )
     return tuple(out)
 
 
-def _first_fixing_release(host: HostSpec, profile: Profile, pages: int, pool_pages: int,
-                          mode: Paging, settings: AuditSettings) -> XenVersion | None:
-    candidates = [v for v in (profile.upgrade_to, LAZY_RETYPE_RELEASE)
-                  if v is not None and v > host.xen_version]
+def _first_fixing_release(
+    host: HostSpec,
+    profile: Profile,
+    pages: int,
+    pool_pages: int,
+    mode: Paging,
+    settings: AuditSettings,
+) -> XenVersion | None:
+    candidates = [
+        v
+        for v in (profile.upgrade_to, LAZY_RETYPE_RELEASE)
+        if v is not None and v > host.xen_version
+    ]
     for v in sorted(set(candidates)):
-        if _worst(pages, pool_pages, mode, profile_for(v), settings) < settings.budget_ms:
+        if worst_section_ms(pages, pool_pages, mode, _profile(v), settings) < settings.budget_ms:
             return v
     return None

@@ -14,7 +14,7 @@ teardown and set_allocation are reported as related operations beside it.
 from __future__ import annotations
 
 from ..costs import CostProfile
-from ..costs.estimate import OpEstimate, estimate_ops
+from ..costs.estimate import OpEstimate, Paging, estimate_ops
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Profile, Unknown
 from .findings import Finding, OpStall, Severity, SourceRef, Verdict
@@ -54,6 +54,21 @@ def stalls(ops: list[OpEstimate], costs: CostProfile) -> tuple[OpStall, ...]:
         )
         for o in ops
     )
+
+
+def _op_stalls(
+    pages: int, pool_pages: int, mode: Paging, profile: Profile, settings: AuditSettings
+) -> tuple[OpStall, ...]:
+    """``stalls`` of every operation, cached per run: fleets repeat guest shapes."""
+    key = ("ops", pages, pool_pages, mode, profile.logdirty_preemptible, profile.hap_retype,
+           profile.pool_teardown_preemptible, profile.p2m_free_preemptible)
+    cached = settings.cache.get(key)
+    if cached is None:
+        cached = stalls(estimate_ops(pages, pool_pages, mode, profile, settings.attack),
+                        settings.costs)
+        settings.cache[key] = cached
+    assert isinstance(cached, tuple)
+    return cached
 
 
 def worst_ms(ops: tuple[OpStall, ...]) -> float:
@@ -96,7 +111,7 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         reasons.append(pool.reason if pool.kib is None else "guest memory size unknown")
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
     pool_pages = (pool.applied_kib or pool.kib or 0) // 4
-    ops = stalls(estimate_ops(pages, pool_pages, mode, profile, settings.attack), settings.costs)
+    ops = _op_stalls(pages, pool_pages, mode, profile, settings)
     worst = worst_ms(ops)
     reasons.append(pool.reason)
     worst_op = max((o for o in ops if not o.related), key=lambda o: o.worst_case_ms)

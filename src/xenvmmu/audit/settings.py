@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..costs import CostProfile
 from ..costs.estimate import DEFAULT_ATTACK, AttackAssumptions
@@ -17,3 +17,6 @@ class AuditSettings:
     costs: CostProfile
     budget_ms: float = DEFAULT_BUDGET_MS
     attack: AttackAssumptions = DEFAULT_ATTACK
+    #: Worst-case sections already computed in this run, keyed by (pages, pool pages, paging,
+    #: profile): fleets repeat sizes, and mitigations re-estimate many sizes per guest.
+    cache: dict[object, object] = field(default_factory=dict, compare=False, repr=False)

@@ -8,6 +8,7 @@ overridden with a TOML file (``--costs FILE``). Changing a cost never changes a 
 
 from __future__ import annotations
 
+import operator
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from types import MappingProxyType
 from ..model.work import FIELDS, Work
 
 SCHEMA = "xenvmmu.costs/1"
+_counts = operator.attrgetter(*FIELDS)  # all unit counts of a Work, in FIELDS order
 
 
 class CostProfileError(ValueError):
@@ -32,10 +34,16 @@ class CostProfile:
     ns_per_unit: Mapping[str, float]
     sources: Mapping[str, str] = field(default_factory=dict)
     origin: str = "built-in default"
+    _weights: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        weights = tuple(float(self.ns_per_unit.get(unit, 0.0)) for unit in FIELDS)
+        object.__setattr__(self, "_weights", weights)
 
     def ns(self, work: Work) -> float:
-        """Time, in ns, that ``work`` takes under this profile."""
-        return work.weighted(self.ns_per_unit)
+        """Time, in ns, that ``work`` takes under this profile (hot in the auditor)."""
+        total: float = sum(map(operator.mul, _counts(work), self._weights))
+        return total
 
     def ms(self, work: Work) -> float:
         return self.ns(work) / 1e6

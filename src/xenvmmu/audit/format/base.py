@@ -203,8 +203,64 @@ def _jsonable(value: object) -> object:
 def dump_json(document: object) -> str:
     """The text conventions of every JSON-based format: keys in insertion order, 2-space
     indent, ASCII only (other characters as ``\\u`` escapes, so the bytes are valid UTF-8 even
-    for names that are not), no NaN, a final newline."""
-    return json.dumps(document, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+    for names that are not), no NaN, a final newline.
+
+    The text is exactly ``json.dumps(document, indent=2, ensure_ascii=True)``; it is built by
+    a small encoder because the standard library falls back to its slow pure-Python encoder
+    whenever ``indent`` is set, and a fleet report has hundreds of thousands of values.
+    """
+    chunks: list[str] = []
+    _encode(document, "\n", chunks)
+    chunks.append("\n")
+    return "".join(chunks)
+
+
+_STR = json.encoder.encode_basestring_ascii
+
+
+def _encode(value: object, newline: str, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_STR(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+        out.append(float.__repr__(value))
+    elif isinstance(value, dict):
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        sep = "{" + inner
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"JSON keys must be strings, not {type(key).__name__}")
+            out.append(sep)
+            out.append(_STR(key))
+            out.append(": ")
+            _encode(item, inner, out)
+            sep = "," + inner
+        out.append(newline + "}")
+    elif isinstance(value, list | tuple):
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        sep = "[" + inner
+        for item in value:
+            out.append(sep)
+            _encode(item, inner, out)
+            sep = "," + inner
+        out.append(newline + "]")
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def finite(value: float | None) -> float | None:

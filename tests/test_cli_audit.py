@@ -1,0 +1,187 @@
+"""`xenvmmu audit` end to end: exit statuses, formats validated against their schemas,
+directory scans with loops and unreadable files, and usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from xenvmmu.cli import main
+
+from .conftest import REPO, SHARED
+
+EXAMPLES = REPO / "examples"
+HOST_440 = str(EXAMPLES / "hosts" / "xen-4.4.0-intel.txt")
+HOST_4173 = str(EXAMPLES / "hosts" / "xen-4.17.3-amd.txt")
+
+
+def _write(d: Path, name: str, text: str) -> Path:
+    p = d / name
+    p.write_text(text)
+    return p
+
+
+def test_affected_fleet_exits_1_with_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "--host", HOST_440, str(EXAMPLES / "guests")]) == 1
+    cap = capsys.readouterr()
+    assert cap.out.startswith("GUEST ")
+    assert "analytics: affected, critical, CVE-2014-5146" in cap.out
+    assert "7 guests: 2 affected, 4 not affected, 1 unknown; budget 30 ms" in cap.out
+    assert "xenvmmu audit: 7 input file(s), 7 guest(s), 0 input error(s)" in cap.err
+
+
+def test_none_affected_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path, "web.cfg", 'name="web"\ntype="hvm"\nmemory=2048\nvcpus=2\n')
+    assert main(["audit", "--host", HOST_4173, str(tmp_path)]) == 0
+    assert "1 guest: 0 affected, 1 not affected, 0 unknown" in capsys.readouterr().out
+
+
+def test_unassessed_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path, "web.cfg", 'name="web"\ntype="hvm"\nmemory=2048\n')
+    _write(tmp_path, "xm.cfg", "import os\nmemory = 1024\n")
+    assert main(["audit", "--host", HOST_4173, str(tmp_path)]) == 3
+    capsys.readouterr()
+
+
+def test_nothing_readable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "--xen-version", "4.4.0", str(tmp_path / "missing")]) == 2
+    assert "nothing readable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["audit", "x.cfg"], "give --host XL_INFO_FILE or --xen-version V"),
+        (["audit", "--xen-version", "banana", "x.cfg"], "banana"),
+        (["audit", "--xen-version", "4.4.0", "--budget-ms", "0", "x.cfg"], "--budget-ms"),
+        (["audit", "--host", "/nonexistent/xl-info", "x.cfg"], "/nonexistent/xl-info"),
+    ],
+)
+def test_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xenvmmu audit: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_scan_reports_loops_and_bad_files_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    os.symlink(tmp_path, sub / "loop")
+    _write(sub, "vm.cfg", 'name="vm"\nbuilder="hvm"\nmemory=1024\n')
+    _write(tmp_path, "list.json", '[{"domid": 1,')  # truncated JSON
+    _write(tmp_path, "notes.txt", "not a guest\n")  # ignored in a directory scan
+    assert main(["audit", "--xen-version", "4.4.0", "--format", "json", str(tmp_path)]) == 3
+    report = json.loads(capsys.readouterr().out)
+    messages = {(Path(e["source"]).name, e["message"].split(":")[0]) for e in report["errors"]}
+    assert ("loop", "symbolic link loop") in messages
+    assert any(name == "list.json" and msg.startswith("invalid JSON") for name, msg in messages)
+    assert [Path(g["source"]).name for g in report["guests"]] == ["vm.cfg"]
+
+
+def test_json_validates_against_its_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    from xenvmmu.audit.format.jsonfmt import load_schema
+
+    main(["audit", "--host", HOST_440, "--format", "json", str(EXAMPLES / "guests")])
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator(load_schema()).validate(report)
+    assert report["schema"] == "xenvmmu.audit/1"
+    by_name = {g["name"]: g for g in report["guests"]}
+    assert by_name["legacy-win2008"]["paging"] == "shadow"
+    assert by_name["legacy-win2008"]["line"] == 6  # hap = 0 decides
+
+
+def test_sarif_validates_and_points_at_the_deciding_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "audit.sarif"
+    rc = main(
+        [
+            "audit",
+            "--host",
+            HOST_440,
+            "--format",
+            "sarif",
+            "--output",
+            str(out),
+            str(EXAMPLES / "guests"),
+        ]
+    )
+    assert rc == 1
+    sarif = json.loads(out.read_text())
+    schema = json.loads((SHARED / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(sarif)
+    locations = {
+        Path(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]).name: r["locations"][
+            0
+        ]["physicalLocation"]["region"]["startLine"]
+        for r in sarif["runs"][0]["results"]
+        if r["ruleId"] != "XSA-97-UNKNOWN"
+    }
+    assert locations == {"analytics.cfg": 5, "legacy-win.cfg": 6}
+    capsys.readouterr()
+
+
+def test_openvex_validates(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["audit", "--host", HOST_440, "--format", "openvex", str(EXAMPLES / "guests")])
+    vex = json.loads(capsys.readouterr().out)
+    schema = json.loads((SHARED / "schemas" / "openvex-schema-0.2.0.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(vex)
+    statuses = {
+        s["vulnerability"]["name"]: s["status"]
+        for s in vex["statements"]
+        if s["status"] == "affected"
+    }
+    assert statuses == {"CVE-2014-5146": "affected", "CVE-2014-5149": "affected"}
+
+
+def test_prometheus_output_file_is_written_atomically(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "xenvmmu.prom"
+    main(
+        [
+            "audit",
+            "--host",
+            HOST_440,
+            "--format",
+            "prometheus",
+            "--output",
+            str(out),
+            str(EXAMPLES / "guests"),
+        ]
+    )
+    text = out.read_text()
+    assert 'xenvmmu_guests{verdict="affected"} 2' in text
+    assert [p.name for p in tmp_path.iterdir()] == ["xenvmmu.prom"]
+    capsys.readouterr()
+
+
+def test_flags_override_xl_info(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "audit",
+        "--host",
+        HOST_440,
+        "--format",
+        "json",
+        str(EXAMPLES / "guests" / "web-01.cfg"),
+    ]
+    main([*args, "--xen-version", "4.17.3"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["guests"][0]["type"] == "hvm"  # type= is understood from 4.10
+    assert report["host"]["xen_version"] == "4.17.3"
+
+
+def test_patched_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(EXAMPLES / "guests" / "analytics.cfg")
+    main(["audit", "--xen-version", "4.4.1", "--format", "json", cfg])
+    plain = json.loads(capsys.readouterr().out)["guests"][0]
+    main(["audit", "--xen-version", "4.4.1", "--patched", "xsa97-hap", "--format", "json", cfg])
+    patched = json.loads(capsys.readouterr().out)["guests"][0]
+    assert (plain["xsa97_fixed"], patched["xsa97_fixed"]) == (False, True)
