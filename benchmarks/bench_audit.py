@@ -30,8 +30,10 @@ def generate(directory: Path, n: int = N_GUESTS, seed: int = 97) -> int:
             f'name = "guest-{i:05d}"',
             f"memory = {memory}",
             f"vcpus = {rng.choice([1, 2, 4, 8, 16])}",
-            "disk = [ 'phy:/dev/vg0/guest-%05d,xvda,w',\n         'file:/srv/iso/x.iso,hdc:cdrom,r' ]" % i,
-            f"vif = [ 'bridge=xenbr{rng.randrange(4)},mac=00:16:3e:{i >> 8 & 255:02x}:{i & 255:02x}:01' ]",
+            f"disk = [ 'phy:/dev/vg0/guest-{i:05d},xvda,w',\n"
+            "         'file:/srv/iso/x.iso,hdc:cdrom,r' ]",
+            f"vif = [ 'bridge=xenbr{rng.randrange(4)},"
+            f"mac=00:16:3e:{i >> 8 & 255:02x}:{i & 255:02x}:01' ]",
         ]
         if kind != "pv":
             lines.append('builder = "hvm"')
@@ -51,7 +53,8 @@ _CHILD = """
 import resource, sys, time
 from xenvmmu.cli import main
 t = time.process_time()
-rc = main(["audit", "--host", sys.argv[1], "--format", "json", "--output", sys.argv[3], sys.argv[2]])
+args = ["--host", sys.argv[1], "--format", "json", "--output", sys.argv[3], sys.argv[2]]
+rc = main(["audit", *args])
 cpu = time.process_time() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"{cpu:.3f} {peak:.1f} {rc}")
