@@ -356,6 +356,38 @@ def test_effective_paging(version: str, cpu: bool, cmdline: str, hap_line: str,
         assert any("g.cfg:4" in r for r in d.reasons)
 
 
+def test_type_ignored_before_4_10_is_a_reason() -> None:
+    # xl <=4.9 has no type=: a config saying type="hvm" (no builder=) is a PV guest there
+    g = cfg('name="g"\nmemory=1024\ntype = "hvm"\n', "4.4.0")
+    assert (g.type, g.type_key, g.status) == ("pv", None, "ok")
+    assert (g.ignored_type, g.ignored_type_line) == ("hvm", 3)
+    assert g.warnings == ('g.cfg:3: type = "hvm" is ignored by xl 4.4.0 (it reads builder=; '
+                          "type= is 4.10+): guest type pv (xl's default, no builder=)",)
+    d = effective_paging(g, host_from_flags("4.4.0"), profile_for("4.4.0"))
+    assert d.mode is None and not d.creation_fails
+    assert d.reasons[0] == ('type = "hvm" (g.cfg:3) is ignored by xl before 4.10 '
+                            "(no builder=): guest type pv")
+    assert "PV" in d.reasons[-1]
+
+
+def test_type_ignored_beside_builder_is_named() -> None:
+    g = cfg('name="g"\ntype="pv"\nbuilder="hvm"\n', "4.4.0")
+    assert (g.type, g.type_key, g.type_line, g.ignored_type_line) == ("hvm", "builder", 3, 2)
+    d = effective_paging(g, host_from_flags("4.4.0"), profile_for("4.4.0"))
+    assert d.mode == "hap"
+    assert d.reasons[0] == ('guest type hvm (builder=) (g.cfg:3); type = "pv" (g.cfg:2) is '
+                            "ignored by xl before 4.10")
+
+
+def test_type_honoured_from_4_10() -> None:
+    g = cfg('name="g"\nmemory=1024\ntype = "hvm"\n', "4.10.0")
+    assert (g.type, g.type_key, g.type_line, g.ignored_type) == ("hvm", "type", 3, None)
+    assert g.warnings == ()
+    d = effective_paging(g, host_from_flags("4.10.0"), profile_for("4.10.0"))
+    assert d.mode == "hap"
+    assert d.reasons[0] == "guest type hvm (type=) (g.cfg:3)"
+
+
 def test_paging_not_applicable() -> None:
     p = profile_for("4.4.0")
     x86 = host_from_flags("4.4.0")

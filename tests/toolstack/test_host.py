@@ -207,6 +207,15 @@ def test_missing_file(tmp_path: Path) -> None:
         load_host(tmp_path / "nope.txt")
 
 
+def test_moved_names_stay_importable_from_host() -> None:
+    from xenvmmu import toolstack
+    from xenvmmu.toolstack import host, inputs, xlinfo
+
+    assert host.InputFileError is inputs.InputFileError is toolstack.InputFileError
+    assert (host.XlInfo, host.parse_xl_info, host.parse_changeset) == (
+        xlinfo.XlInfo, xlinfo.parse_xl_info, xlinfo.parse_changeset)
+
+
 def test_flags_need_a_version() -> None:
     with pytest.raises(ValueError):
         host_from_flags("not-a-version")

@@ -6,9 +6,11 @@ reason.
 
 * ``cmdline``: the hypervisor command line (``hap``, ``watchdog``, ``watchdog_timeout``),
   parsed as the release's hypervisor parses it: ``parse_cmdline`` -> ``CmdlineOptions``.
+* ``inputs``: reading input files; ``InputFileError`` names the file (and line) of any
+  unusable input.
+* ``xlinfo``: ``xl info`` text -> ``XlInfo`` fields with their lines (``parse_xl_info``).
 * ``host``: ``xl info`` output and/or flags -> ``HostSpec`` (version, architecture, HAP,
   watchdog): ``load_host``, ``host_from_flags``, ``merge_host`` with ``HostOverrides``.
-  ``InputFileError`` names the file (and line) of any unusable input.
 * ``guest``: an xl.cfg file -> ``GuestSpec``: ``load_guest_cfg``, ``guest_from_xlcfg``.
 * ``xllist``: ``xl list -l`` JSON -> ``GuestList`` of ``GuestSpec``: ``load_xl_list``,
   ``guests_from_xl_list``.
@@ -18,7 +20,8 @@ reason.
 
 from .cmdline import CmdlineOptions, parse_cmdline
 from .guest import GuestSpec, guest_from_xlcfg, load_guest_cfg
-from .host import HostOverrides, HostSpec, InputFileError, host_from_flags, load_host, merge_host
+from .host import HostOverrides, HostSpec, host_from_flags, load_host, merge_host
+from .inputs import InputFileError
 from .paging import PagingDecision, PoolSize, effective_paging, paging_pool
 from .xllist import GuestList, guests_from_xl_list, load_xl_list
 

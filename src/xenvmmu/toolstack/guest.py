@@ -15,6 +15,7 @@ research/xen-config.md §1.3; xen-project/xen tools/libxl/xl_cmdimpl.c (``parse_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import Literal, cast
 
 from .. import xlcfg
 from ..versions import Arch, GuestType, Profile
-from .host import read_input
+from .inputs import read_input
 
 GuestStatus = Literal["ok", "not_evaluated", "invalid"]
 KIB_MAX = 2**63 - 1  # libxl MemKB is uint64; xl computes `l * 1024` in a C long
@@ -39,6 +40,8 @@ class GuestSpec:
     applied; ``defaulted`` names those that were not set. ``*_line`` are 1-based lines of
     the settings in an xl.cfg (None when absent or from JSON). ``recorded_pool_kib`` is
     ``shadow_memkb`` as ``xl list -l`` printed it (xl's value, explicit or default).
+    ``ignored_type``/``ignored_type_line``: a ``type=`` setting that xl of the release
+    ignores (before 4.10 it reads only ``builder=``).
     """
 
     source: str
@@ -59,6 +62,8 @@ class GuestSpec:
     on_reboot: str | None = None
     pvh: bool | None = None  # PVHv1 flag (xl.cfg `pvh=`, c_info.pvh; Xen 4.4-4.8)
     type_line: int | None = None
+    ignored_type: str | None = None
+    ignored_type_line: int | None = None
     memory_line: int | None = None
     maxmem_line: int | None = None
     vcpus_line: int | None = None
@@ -75,6 +80,16 @@ class GuestSpec:
     def pvh_v1(self) -> bool:
         """A PVHv1 guest (``pvh=1`` on a PV guest, Xen 4.4-4.8)."""
         return self.type == "pv" and self.pvh is True
+
+    @property
+    def ignored_type_setting(self) -> str | None:
+        """The ignored ``type=`` setting as written, ``type = "hvm"`` (None if there is none)."""
+        return setting_text("type", self.ignored_type) if self.ignored_type is not None else None
+
+
+def setting_text(key: str, value: str) -> str:
+    """A string setting for a message: ``type = "hvm"`` (quotes and controls escaped)."""
+    return f"{key} = {json.dumps(value, ensure_ascii=False)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,6 +140,10 @@ def guest_from_xlcfg(data: bytes | str, profile: Profile, *, source: str = "<xl.
     return _Reader(cfg, profile, source, arch).guest()
 
 
+_TypeFrom = tuple[GuestType | None, Literal["type", "builder"] | None, int | None]
+"""A guest type, the key that set it (None: the default) and that key's line."""
+
+
 def _prefix_of(value: str, words: tuple[str, ...]) -> str | None:
     """xl's ``!strncmp(buf, word, strlen(buf))``: the first word ``value`` is a prefix of."""
     return next((w for w in words if w.startswith(value)), None)
@@ -138,6 +157,7 @@ class _Reader:
         self.cfg, self.profile, self.source, self.arch = cfg, profile, source, arch
         self.warnings: list[str] = []
         self.invalid: list[tuple[str, int | None]] = []
+        self.ignored_type: tuple[str, int | None] | None = None
 
     def _get(self, getter: Callable[[xlcfg.ParseResult, str], xlcfg.Lookup],
              key: str) -> xlcfg.Lookup:
@@ -165,23 +185,12 @@ class _Reader:
             return None, r.line
         return r.value, r.line
 
-    def _type(self) -> tuple[GuestType | None, Literal["type", "builder"] | None, int | None]:
+    def _type(self) -> _TypeFrom:
         t = self._get(xlcfg.get_string, "type")
         b = self._get(xlcfg.get_string, "builder")
         default: GuestType = self.profile.arm_default_type if self.arch == "arm" else "pv"
         if not self.profile.xl_type_key:
-            if t.status == "ok":
-                self.warnings.append(f"{self.source}:{t.line}: type= is ignored by xl "
-                                     f"{self.profile.version} (it reads builder=; type= is 4.10+)")
-            if b.status != "ok":
-                return default, None, None
-            assert isinstance(b.value, str)
-            if _prefix_of(b.value, ("hvm",)):
-                return "hvm", "builder", b.line
-            if b.value != "generic":
-                self.warnings.append(f"{self.source}:{b.line}: builder={b.value!r} is not a "
-                                     "prefix of 'hvm': xl silently makes the guest PV")
-            return "pv", "builder", b.line
+            return self._builder_only(t, b, default)
         kind: GuestType | None = None
         key: Literal["type", "builder"] | None = None
         line: int | None = None
@@ -210,6 +219,28 @@ class _Reader:
         if kind is None:
             return default, None, None
         return kind, key, line
+
+    def _builder_only(self, t: xlcfg.Lookup, b: xlcfg.Lookup, default: GuestType) -> _TypeFrom:
+        """xl 4.2-4.9: no ``type=``; a ``builder=`` that is a prefix of "hvm" makes the guest
+        HVM, any other value PV; without ``builder=`` the guest gets the default type."""
+        kind = default
+        if b.status == "ok":
+            assert isinstance(b.value, str)
+            kind = "hvm" if _prefix_of(b.value, ("hvm",)) else "pv"
+        if t.status == "ok":
+            assert isinstance(t.value, str)
+            self.ignored_type = (t.value, t.line)
+            how = "builder=" if b.status == "ok" else "xl's default, no builder="
+            self.warnings.append(f"{self.source}:{t.line}: {setting_text('type', t.value)} is "
+                                 f"ignored by xl {self.profile.version} (it reads builder=; "
+                                 f"type= is 4.10+): guest type {kind} ({how})")
+        if b.status != "ok":
+            return default, None, None
+        assert isinstance(b.value, str)
+        if kind == "pv" and b.value != "generic":
+            self.warnings.append(f"{self.source}:{b.line}: builder={b.value!r} is not a "
+                                 "prefix of 'hvm': xl silently makes the guest PV")
+        return kind, "builder", b.line
 
     def guest(self) -> GuestSpec:
         p = self.profile
@@ -247,6 +278,8 @@ class _Reader:
             self.source, "xl.cfg",
             name=name.value if isinstance(name.value, str) else None,
             type=kind, type_key=type_key, type_line=type_line,
+            ignored_type=self.ignored_type[0] if self.ignored_type else None,
+            ignored_type_line=self.ignored_type[1] if self.ignored_type else None,
             memory_mib=eff_memory, maxmem_mib=eff_maxmem, maxmem_kib=eff_maxmem * 1024,
             vcpus=eff_vcpus, maxvcpus=eff_max, defaulted=frozenset(defaulted),
             hap=hap.value if isinstance(hap.value, bool) else None, hap_line=hap.line,

@@ -1,13 +1,12 @@
 """The host: Xen version, architecture, HAP, command line and watchdog.
 
-A ``HostSpec`` comes from ``xl info`` output (``load_host``/``parse_xl_info``), from
-command-line flags (``host_from_flags``), or from both: flags override what ``xl info`` says
-(``HostOverrides``, ``merge_host``). Every derived fact keeps a reason string.
+A ``HostSpec`` comes from ``xl info`` output (``load_host``; the text is split into fields
+by ``xenvmmu.toolstack.xlinfo``), from command-line flags (``host_from_flags``), or from
+both: flags override what ``xl info`` says (``HostOverrides``, ``merge_host``). Every derived
+fact keeps a reason string.
 
-``xl info`` lines are ``printf("%-23s: %s")``: split at the first ``:``, strip both sides,
-ignore lines that are not ``key : value`` (formats/README.md §2.1). Before 4.13 ``virt_caps``
-never says whether the CPU has EPT/NPT, so HAP is assumed present unless told otherwise, and
-that assumption is recorded (§2.3).
+Before 4.13 ``virt_caps`` never says whether the CPU has EPT/NPT, so HAP is assumed present
+unless told otherwise, and that assumption is recorded (formats/README.md §2.3).
 """
 
 from __future__ import annotations
@@ -27,116 +26,22 @@ from ..versions import (
     profile_for,
 )
 from .cmdline import CmdlineOptions, parse_cmdline
+from .inputs import InputFileError, read_input
+from .xlinfo import XlInfo, parse_changeset, parse_xl_info
 
-MAX_INPUT_BYTES = 4 << 20  # far above any real `xl info` / `xl list -l` output
-
-
-class InputFileError(ValueError):
-    """An input file that cannot be used; the message names the file (and line)."""
-
-    def __init__(self, path: str, line: int | None, message: str) -> None:
-        self.path, self.line, self.message = path, line, message
-        where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {message}")
-
-
-def read_input(path: str | os.PathLike[str]) -> bytes:
-    """Read an input file's bytes, turning OS errors and huge files into ``InputFileError``."""
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            data = f.read(MAX_INPUT_BYTES + 1)
-    except OSError as e:
-        raise InputFileError(name, None, f"cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise InputFileError(name, None, f"larger than {MAX_INPUT_BYTES} bytes: not xl output")
-    return data
-
-
-def decode_text(data: bytes | str, source: str, what: str) -> str:
-    """Text of an input; binary data (a NUL byte) or an empty file is an ``InputFileError``."""
-    if isinstance(data, str):
-        text = data
-    else:
-        if len(data) > MAX_INPUT_BYTES:
-            raise InputFileError(source, None, f"larger than {MAX_INPUT_BYTES} bytes")
-        text = data.decode("utf-8", "replace")
-    if "\0" in text:
-        line = text.count("\n", 0, text.index("\0")) + 1
-        raise InputFileError(source, line, f"binary data (NUL byte): not {what}")
-    if not text.strip():
-        raise InputFileError(source, None, f"empty file: expected {what}")
-    return text
-
-
-# --------------------------------------------------------------------------------------------
-# xl info
-
-_KEY_RE = re.compile(r"[a-z][a-z0-9_ ]{0,40}")
-_USED = ("xen_major", "xen_minor", "xen_extra", "xen_version", "machine", "xen_caps",
-         "virt_caps", "xen_commandline", "xen_changeset")
-
-
-@dataclass(frozen=True)
-class XlInfo:
-    """The ``key : value`` lines of one ``xl info`` output, with their line numbers."""
-
-    source: str
-    fields: tuple[tuple[str, str, int], ...]
-
-    def get(self, key: str) -> str | None:
-        for k, v, _ in self.fields:
-            if k == key:
-                return v
-        return None
-
-    def line(self, key: str) -> int | None:
-        for k, _, n in self.fields:
-            if k == key:
-                return n
-        return None
-
-
-def parse_xl_info(data: bytes | str, source: str = "<xl info>") -> XlInfo:
-    """Split ``xl info`` text into fields. Unknown lines are ignored; a field xenvmmu uses
-    that appears twice (two hosts pasted together?) is an error naming both lines."""
-    text = decode_text(data, source, "`xl info` output")
-    out: list[tuple[str, str, int]] = []
-    seen: dict[str, int] = {}
-    for n, line in enumerate(text.split("\n"), start=1):
-        key, colon, value = line.rstrip("\r").partition(":")
-        key = key.strip()
-        if not colon or not _KEY_RE.fullmatch(key):
-            continue
-        if key in _USED:
-            if key in seen:
-                raise InputFileError(source, n, f"second `{key}` line (first at line "
-                                                f"{seen[key]}): more than one host in the file?")
-            seen[key] = n
-        out.append((key, value.strip(), n))
-    if not ({"xen_major", "xen_minor"} <= seen.keys() or "xen_version" in seen):
-        raise InputFileError(source, None, "no xen_major/xen_minor or xen_version line: "
-                                           "not `xl info` output")
-    return XlInfo(source, tuple(out))
-
-
-_CHANGESET_RE = re.compile(r"(.*?)\s*git:([0-9a-fA-F]{4,40})(-dirty)?\s*")
-
-
-def parse_changeset(value: str) -> tuple[datetime | None, str | None]:
-    """``xen_changeset`` (``Fri Sep 12 16:39:44 2014 +0530 git:4218cde``) -> (date, hash)."""
-    m = _CHANGESET_RE.fullmatch(value)
-    if m is None:
-        return None, None
-    when = " ".join(m.group(1).split())
-    try:
-        return datetime.strptime(when, "%a %b %d %H:%M:%S %Y %z"), m.group(2)
-    except ValueError:
-        return None, m.group(2)
-
-
-# --------------------------------------------------------------------------------------------
-# HostSpec
+# InputFileError and the xl info parsers were defined here; they stay importable from here.
+__all__ = [
+    "HostOverrides",
+    "HostSpec",
+    "InputFileError",
+    "XlInfo",
+    "host_from_flags",
+    "host_from_xl_info",
+    "load_host",
+    "merge_host",
+    "parse_changeset",
+    "parse_xl_info",
+]
 
 
 @dataclass(frozen=True)
@@ -357,6 +262,6 @@ def _hap(arch: Arch, profile: Profile, options: CmdlineOptions,
         cpu, assumed = True, True
         why = ("before Xen 4.13 `xl info` does not say" if not profile.virt_caps_reports_hap
                else "no `xl info` virt_caps was given")
-        reasons.append(f"CPU HAP (EPT/NPT) assumed present: {why}; set cpu_hap=False "
-                       "(flag) if the CPU lacks EPT/NPT")
+        reasons.append(f"CPU HAP (EPT/NPT) assumed present: {why}; pass --no-cpu-hap "
+                       "if the CPU lacks EPT/NPT")
     return cpu, assumed, bool(cpu) and options.hap

@@ -28,6 +28,21 @@ def _at(guest: GuestSpec, line: int | None) -> str:
     return f" ({guest.source}:{line})" if line is not None else ""
 
 
+def _type_reason(guest: GuestSpec) -> str:
+    """How the guest's type was decided, naming a ``type=`` that xl <=4.9 ignores."""
+    if guest.origin == "xl list -l":
+        return f"guest type {guest.type} (c_info.type)"
+    ignored = guest.ignored_type_setting
+    if ignored is not None:
+        ignored += f"{_at(guest, guest.ignored_type_line)} is ignored by xl before 4.10"
+    if guest.type_key:
+        kind = f"guest type {guest.type} ({guest.type_key}=){_at(guest, guest.type_line)}"
+        return kind if ignored is None else f"{kind}; {ignored}"
+    if ignored is not None:
+        return f"{ignored} (no builder=): guest type {guest.type}"
+    return f"guest type {guest.type} (xl's default: no type=/builder=)"
+
+
 def effective_paging(guest: GuestSpec, host: HostSpec, profile: Profile) -> PagingDecision:
     """HAP or shadow for an x86 HVM/PVH guest, and why: config ``hap``, the hypervisor's
     ``hap`` option, the CPU, and the release's rules (xen-config.md §3):
@@ -45,12 +60,7 @@ def effective_paging(guest: GuestSpec, host: HostSpec, profile: Profile) -> Pagi
         return PagingDecision(None, ("Arm host: stage-2 paging; XSA-97 is x86-only",), False)
     if guest.type is None:
         return PagingDecision(None, ("guest type unknown",), False)
-    if guest.origin == "xl list -l":
-        kind = f"guest type {guest.type} (c_info.type)"
-    elif guest.type_key:
-        kind = f"guest type {guest.type} ({guest.type_key}=){_at(guest, guest.type_line)}"
-    else:
-        kind = f"guest type {guest.type} (xl's default: no type=/builder=)"
+    kind = _type_reason(guest)
     if guest.pvh_v1:
         return PagingDecision(None, (kind, "PVHv1 (pvh=1, Xen 4.4-4.8): an experimental PV "
                                            "guest in an HAP container; not assessed"), False)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from .guest import DEFAULT_MEMORY_MIB, KIB_MAX, GuestSpec
-from .host import InputFileError, decode_text, read_input
+from .inputs import InputFileError, decode_text, read_input
 
 LIBXL_MEMKB_DEFAULT = -1  # ~0ULL printed through yajl_gen_integer(long long)
 
