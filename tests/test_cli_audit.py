@@ -185,3 +185,39 @@ def test_patched_flag(capsys: pytest.CaptureFixture[str]) -> None:
     main(["audit", "--xen-version", "4.4.1", "--patched", "xsa97-hap", "--format", "json", cfg])
     patched = json.loads(capsys.readouterr().out)["guests"][0]
     assert (plain["xsa97_fixed"], patched["xsa97_fixed"]) == (False, True)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown", "sarif", "openvex", "prometheus"])
+def test_undecodable_bytes_in_names_survive_every_format(
+    tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "a.cfg").write_bytes(b'name="caf\xe9\xff"\nbuilder="hvm"\nmemory=65536\n')
+    out = tmp_path / f"report.{fmt}"
+    rc = main(
+        [
+            "audit",
+            "--xen-version",
+            "4.4.0",
+            "--format",
+            fmt,
+            "--output",
+            str(out),
+            str(tmp_path / "g"),
+        ]
+    )
+    assert rc == 1
+    text = out.read_bytes().decode("utf-8")  # valid UTF-8, the bytes shown as \xNN
+    shown = "caf%5Cxe9%5Cxff" if fmt == "openvex" else "caf\\xe9\\xff"  # an IRI is %-encoded
+    assert shown in text.replace("\\\\", "\\")
+    capsys.readouterr()
+
+
+def test_binary_host_file_is_a_clear_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = tmp_path / "xl-info"
+    host.write_bytes(bytes(range(256)) * 4)
+    assert main(["audit", "--host", str(host), str(EXAMPLES / "guests" / "web-01.cfg")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xenvmmu audit: {host}") and "Traceback" not in err

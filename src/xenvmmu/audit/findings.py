@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Verdict = Literal["affected", "not_affected", "unknown"]
+
+
+def clean_text(text: str) -> str:
+    """Text safe for every output: bytes that were not UTF-8 in an input (kept as lone
+    surrogates by "surrogateescape") become visible ``\\xNN`` escapes."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 Severity = Literal["critical", "high", "medium", "low", "none"]
 
 
@@ -72,6 +80,10 @@ class InputError:
     path: str
     line: int | None
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", clean_text(self.path))
+        object.__setattr__(self, "message", clean_text(self.message))
 
 
 @dataclass(frozen=True)

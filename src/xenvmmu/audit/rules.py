@@ -17,7 +17,7 @@ from ..costs import CostProfile
 from ..costs.estimate import OpEstimate, Paging, estimate_ops
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Profile, Unknown
-from .findings import Finding, OpStall, Severity, SourceRef, Verdict
+from .findings import Finding, OpStall, Severity, SourceRef, Verdict, clean_text
 from .mitigations import mitigations_for
 from .settings import DEFAULT_BUDGET_MS, AuditSettings
 
@@ -148,8 +148,8 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
 
 def _facts(guest: GuestSpec, host: HostSpec, profile: Profile) -> dict[str, object]:
     return {
-        "source": SourceRef(guest.source, guest.error_line),
-        "name": guest.name,
+        "source": SourceRef(clean_text(guest.source), guest.error_line),
+        "name": clean_text(guest.name) if guest.name is not None else None,
         "guest_type": guest.type,
         "paging": None,
         "memory_mib": guest.memory_mib,
@@ -178,10 +178,10 @@ def _finish(
     return Finding(
         verdict=verdict,
         severity=severity,
-        reasons=tuple(r for r in reasons if r),
+        reasons=tuple(clean_text(r) for r in reasons if r),
         mitigations=mitigations,  # type: ignore[arg-type]
         ops=ops,
-        paging_reasons=paging_reasons,
+        paging_reasons=tuple(clean_text(r) for r in paging_reasons),
         decisive=decisive,
         **facts,  # type: ignore[arg-type]
     )
@@ -191,12 +191,14 @@ def _decisive(guest: GuestSpec, host: HostSpec, mode: str, pool_how: str) -> Sou
     """The setting that decides the exposure, for SARIF locations."""
     if mode == "shadow":
         if guest.hap is False and guest.hap_line is not None:
-            return SourceRef(guest.source, guest.hap_line, "hap")
+            return SourceRef(clean_text(guest.source), guest.hap_line, "hap")
         if not host.hap_enabled and host.source:
-            return SourceRef(host.source, host.line_of("xen_commandline"), "xen_commandline")
+            return SourceRef(
+                clean_text(host.source), host.line_of("xen_commandline"), "xen_commandline"
+            )
         if pool_how == "explicit" and guest.shadow_memory_line is not None:
-            return SourceRef(guest.source, guest.shadow_memory_line, "shadow_memory")
+            return SourceRef(clean_text(guest.source), guest.shadow_memory_line, "shadow_memory")
     line, key = guest.maxmem_line, "maxmem"
     if line is None:
         line, key = guest.memory_line, "memory"
-    return SourceRef(guest.source, line, key if line is not None else None)
+    return SourceRef(clean_text(guest.source), line, key if line is not None else None)
