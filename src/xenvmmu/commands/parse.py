@@ -16,21 +16,13 @@ from typing import TextIO
 
 from .. import xlcfg
 from ..xlcfg import ParseResult, Value
+from ..xlcfg._lexer import SIMPLE_ESCAPES
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _NUMBER = re.compile(r"[0-9][0-9a-fx]*")
 
-_ESCAPES = {
-    "\\": "\\\\",
-    '"': '\\"',
-    "\n": "\\n",
-    "\t": "\\t",
-    "\r": "\\r",
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\v": "\\v",
-}
+# Character -> its xl.cfg escape, the inverse of libxlu's dequote table.
+_ESCAPES = {char: "\\" + escaped for escaped, char in SIMPLE_ESCAPES.items() if escaped != "'"}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -16,6 +16,7 @@ import re
 from functools import cache
 
 from ._dialects import DIALECTS
+from ._lexer import SIMPLE_ESCAPES
 
 _NESTING = 3  # list depth the fast path recognises (deeper lists take the full parser)
 
@@ -38,18 +39,6 @@ _LIST_TOKEN = re.compile(
     r"\#[^\n]*\n|\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|([0-9][0-9a-fx]*)|(\[)|(\])"
 )
 _ESCAPE = re.compile(r"\\(.)")
-_ESCAPED = {
-    '"': '"',
-    "'": "'",
-    "\\": "\\",
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-}
 
 
 def _list_re(element: str) -> str:
@@ -106,7 +95,7 @@ def fast_parse(text: str, dialect: str) -> list[list[object]] | None:
 def _unescape(s: str) -> str:
     if "\\" not in s:
         return s
-    return _ESCAPE.sub(lambda m: _ESCAPED[m.group(1)], s)
+    return _ESCAPE.sub(lambda m: SIMPLE_ESCAPES[m.group(1)], s)
 
 
 def _list_items(text: str) -> list[object]:

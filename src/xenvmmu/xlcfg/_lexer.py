@@ -165,7 +165,7 @@ class Lexer:
                 return None
             nc = src[p]
             p += 1
-            simple = _SIMPLE_ESCAPES.get(nc)
+            simple = SIMPLE_ESCAPES.get(nc)
             if simple is not None:
                 out.append(simple)
             elif nc == "x":
@@ -195,7 +195,8 @@ class Lexer:
         return "".join(out)
 
 
-_SIMPLE_ESCAPES = {
+#: The escapes libxlu's dequote understands: escaped character -> the character it stands for.
+SIMPLE_ESCAPES = {
     '"': '"',
     "'": "'",
     "\\": "\\",
