@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from . import __version__
 from .commands import audit as audit_cmd
 from .commands import parse as parse_cmd
+from .commands import simulate as simulate_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     audit_cmd.add_parser(sub)
     parse_cmd.add_parser(sub)
+    simulate_cmd.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,154 @@
+"""`xenvmmu simulate`: run a scenario on a modelled Xen host and measure the stalls.
+
+Scenarios: ``attack`` (a domain controlling the guest loops on the log-dirty operations
+XSA-97 is about, against a guest that maximises their work), ``migration`` (pre-copy live
+migration driven by CLEAN each round), ``vram`` (the device model tracks dirty VRAM every
+refresh), ``teardown`` (the toolstack destroys the guest). A victim vCPU on the same pCPU
+wakes every millisecond and records how late it runs.
+
+Times are simulated: work is counted by the paging model and priced by the cost profile
+(``--costs`` overrides it), so results are the model's, not a measurement of any machine.
+Runs are deterministic for a given ``--seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from typing import TextIO
+
+from ..costs import CostProfileError, default_profile, load_profile
+from ..sim.metrics import Metrics
+from ..sim.scenarios import SCENARIOS, run_scenario
+from ..versions import VersionError, XenVersion, profile_for
+
+_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*")
+_UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``256G``, ``1T``, ``512MiB`` or a plain number of MiB (as xl.cfg)."""
+    m = _SIZE.fullmatch(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 64G, 1T or 4096)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 1 << 20:
+        raise argparse.ArgumentTypeError(f"size too small: {text!r} (at least 1 MiB)")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doc = (__doc__ or "").split("\n\n")
+    p = sub.add_parser(
+        "simulate", help="run a scenario on a modelled Xen host and measure the stalls",
+        description="\n\n".join(doc[1:]), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenario", choices=SCENARIOS)
+    p.add_argument("--xen", default="4.4.0", metavar="V",
+                   help="Xen release whose behaviour is modelled (default: %(default)s)")
+    p.add_argument("--paging", choices=["hap", "shadow"], default="hap")
+    p.add_argument("--memory", type=parse_size, default=parse_size("256G"), metavar="SIZE",
+                   help="guest memory, e.g. 64G, 1T (plain numbers are MiB; default 256G)")
+    p.add_argument("--vcpus", type=int, default=4, metavar="N", help="guest vCPUs")
+    p.add_argument("--pcpus", type=int, default=2, metavar="N", help="host pCPUs")
+    p.add_argument("--shadow-memory", type=int, metavar="MIB",
+                   help="paging pool in MiB (default: the release's formula)")
+    p.add_argument("--watchdog", action="store_true",
+                   help="turn on Xen's NMI watchdog (5 s: a longer stall panics the host)")
+    p.add_argument("--costs", metavar="FILE", help="TOML cost profile overriding the defaults")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true",
+                   help="print the metrics as JSON (schema xenvmmu.sim/1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        profile = profile_for(XenVersion.parse(args.xen))
+        costs = load_profile(args.costs) if args.costs else default_profile()
+        if args.vcpus < 1 or args.pcpus < 1:
+            raise ValueError("--vcpus and --pcpus must be at least 1")
+    except (VersionError, CostProfileError, ValueError) as e:
+        print(f"xenvmmu simulate: {e}", file=err)
+        return 2
+    bar = _ProgressBar(err)
+    try:
+        metrics = run_scenario(
+            args.scenario, profile=profile, paging=args.paging, memory_bytes=args.memory,
+            vcpus=args.vcpus, pcpus=args.pcpus, shadow_memory_mib=args.shadow_memory,
+            watchdog=args.watchdog, costs=costs, seed=args.seed, progress=bar,
+        )
+    except ValueError as e:
+        bar.done()
+        print(f"xenvmmu simulate: {e}", file=err)
+        return 2
+    bar.done()
+    if args.json:
+        out.write(metrics.to_json(indent=2) + "\n")
+    else:
+        out.write(summary(metrics, args, str(profile.version)))
+    return 0
+
+
+def summary(m: Metrics, args: argparse.Namespace, version: str) -> str:
+    """A readable account of one run."""
+    gib = args.memory / (1 << 30)
+    v = m.victim_latency
+    lines = [
+        f"{m.scenario} on Xen {version}, {args.paging.upper()} guest of {gib:,.0f} GiB, "
+        f"{args.vcpus} vCPUs, {args.pcpus} pCPUs, seed {m.seed}",
+        f"  longest non-preemptible section  {m.max_nonpreemptible_ms:12,.3f} ms",
+    ]
+    for op in m.ops:
+        lines.append(
+            f"    {op.name:<28} {op.max_nonpreemptible_ms:12,.3f} ms  "
+            f"({op.calls} call(s), {op.continuations} continuation(s))"
+        )
+    lines += [
+        f"  victim wake-up delay             p50 {v.p50_ms:,.3f} ms, p99 {v.p99_ms:,.3f} ms, "
+        f"max {v.max_ms:,.3f} ms ({v.samples} samples)",
+        f"  longest RCU grace period         {m.rcu_max_grace_ms:12,.3f} ms",
+        "  watchdog                         "
+        + ("FIRED: host panic at "
+           f"{m.panic_at_ms:,.1f} ms on pCPU {m.panic_cpu}" if m.watchdog_fired
+           else ("on, did not fire" if args.watchdog else "off")),
+        f"  continuations                    {m.continuations}",
+        f"  simulated time                   {m.sim_time_ms:12,.3f} ms",
+    ]
+    source = m.extra.get("ops")
+    if source:
+        lines.append(f"  operations from                  {source}")
+    return "\n".join(lines) + "\n"
+
+
+class _ProgressBar:
+    """A one-line progress display on stderr, shown only for runs longer than a second and
+    only on a terminal (logs stay clean)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+        self.enabled = stream.isatty()
+
+    def __call__(self, message: str, sim_time_ms: float) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start < 1.0 or now - self.last < 0.2:
+            return
+        self.last = now
+        self.shown = True
+        text = f"\r[{now - self.start:6.1f} s] simulated {sim_time_ms:12,.1f} ms  {message}"
+        self.stream.write(text[:100].ljust(100))
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
