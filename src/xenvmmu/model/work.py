@@ -97,15 +97,67 @@ class Work:
     def __add__(self, other: Work) -> Work:
         if not isinstance(other, Work):
             return NotImplemented
-        return Work(*(getattr(self, n) + getattr(other, n) for n in FIELDS))
+        if other is ZERO:
+            return self
+        if self is ZERO:
+            return other
+        s, o = self, other
+        return Work(
+            s.entries_read + o.entries_read,
+            s.entries_written + o.entries_written,
+            s.bytes_copied + o.bytes_copied,
+            s.bytes_zeroed + o.bytes_zeroed,
+            s.pages_mapped + o.pages_mapped,
+            s.pages_allocated + o.pages_allocated,
+            s.pages_freed + o.pages_freed,
+            s.heap_pages_allocated + o.heap_pages_allocated,
+            s.heap_pages_freed + o.heap_pages_freed,
+            s.dirty_marks + o.dirty_marks,
+            s.shadows_unpinned + o.shadows_unpinned,
+            s.shadows_destroyed + o.shadows_destroyed,
+            s.tlb_flushes + o.tlb_flushes,
+            s.vm_exits + o.vm_exits,
+        )
 
     def __mul__(self, k: int) -> Work:
-        return Work(*(getattr(self, n) * k for n in FIELDS))
+        s = self
+        return Work(
+            s.entries_read * k,
+            s.entries_written * k,
+            s.bytes_copied * k,
+            s.bytes_zeroed * k,
+            s.pages_mapped * k,
+            s.pages_allocated * k,
+            s.pages_freed * k,
+            s.heap_pages_allocated * k,
+            s.heap_pages_freed * k,
+            s.dirty_marks * k,
+            s.shadows_unpinned * k,
+            s.shadows_destroyed * k,
+            s.tlb_flushes * k,
+            s.vm_exits * k,
+        )
 
     __rmul__ = __mul__
 
     def __bool__(self) -> bool:
-        return any(getattr(self, n) for n in FIELDS)
+        s = self
+        return bool(
+            s.entries_read
+            or s.entries_written
+            or s.bytes_copied
+            or s.bytes_zeroed
+            or s.pages_mapped
+            or s.pages_allocated
+            or s.pages_freed
+            or s.heap_pages_allocated
+            or s.heap_pages_freed
+            or s.dirty_marks
+            or s.shadows_unpinned
+            or s.shadows_destroyed
+            or s.tlb_flushes
+            or s.vm_exits
+        )
 
     def as_dict(self) -> dict[str, int]:
         """Non-zero fields only (for printing and JSON)."""
@@ -113,7 +165,7 @@ class Work:
 
     def weighted(self, weights: Mapping[str, float]) -> float:
         """``sum(weight[field] * count)``; fields missing from ``weights`` weigh 0."""
-        return sum(weights.get(n, 0.0) * getattr(self, n) for n in FIELDS)
+        return float(sum(weights.get(n, 0.0) * getattr(self, n) for n in FIELDS))
 
     def dominates(self, other: Work) -> bool:
         """True if every field is >= the other's (then it costs at least as much)."""

@@ -1,0 +1,154 @@
+"""The simulated host: a SimPy environment, its pCPUs, RCU, the watchdog, the hypervisor.
+
+>>> from xenvmmu.sim import Host, HostParams
+>>> host = Host(HostParams(pcpus=1), seed=1)
+>>> dom0 = host.vcpu("dom0.0", domain="dom0", pcpu=0)
+>>> def program(v):
+...     yield from v.compute(2e6)        # 2 ms of guest time
+...     host.finish()
+>>> _ = dom0.start(program(dom0))
+>>> host.run().sim_time_ms
+2.0
+
+Determinism: SimPy orders events by (time, priority, insertion order), hardware interrupts
+are URGENT, and the only randomness - the phases of each pCPU's tick and NMI - comes from
+``random.Random(seed)``. The same seed therefore gives the same run, event for event.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from simpy import Environment
+from simpy.events import Event, Process
+
+from xenvmmu.costs import CostProfile, default_profile
+from xenvmmu.sim.domain import SimDomain
+from xenvmmu.sim.errors import SimulationError
+from xenvmmu.sim.hypercall import Hypervisor
+from xenvmmu.sim.metrics import Metrics, Recorder
+from xenvmmu.sim.params import MS, HostParams
+from xenvmmu.sim.pcpu import Mode, PCpu
+from xenvmmu.sim.rcu import Rcu
+from xenvmmu.sim.vcpu import ProcessGenerator, VCpu
+from xenvmmu.sim.watchdog import Watchdog
+
+
+class Host:
+    """A machine running Xen, ready for vCPUs and their programs."""
+
+    def __init__(self, params: HostParams | None = None, *, cost: CostProfile | None = None,
+                 seed: int = 0) -> None:
+        self.params = params or HostParams()
+        self.cost = cost or default_profile()
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.env = Environment()
+        self.recorder = Recorder(self.params.pcpus)
+        self.pass_seq = 0
+        self.events: list[tuple[float, int, str]] = []
+        self.pcpus: tuple[PCpu, ...] = tuple(
+            PCpu(self, i, self.params.sched) for i in range(self.params.pcpus)
+        )
+        self.rcu = Rcu(self)
+        self.hv = Hypervisor(self)
+        self.domains: dict[str, SimDomain] = {}
+        self.finished: Event = self.env.event()
+        tick = self.params.sched.tick_ns
+        for pcpu in self.pcpus:
+            pcpu.sched.start(self.rng.random() * tick)
+        self.watchdog: Watchdog | None = None
+        if self.params.watchdog is not None:
+            self.watchdog = Watchdog(self, self.params.watchdog)
+            period = 1e9 / self.params.watchdog.nmi_hz
+            self.watchdog.start([self.rng.random() * period for _ in self.pcpus])
+        if self.params.rcu_probe_ms is not None:
+            self.env.process(self._rcu_probe(self.params.rcu_probe_ms * MS))
+
+    # -- building ----------------------------------------------------------------------------
+    def domain(self, name: str) -> SimDomain:
+        """The domain called ``name`` (created on first use)."""
+        d = self.domains.get(name)
+        if d is None:
+            d = self.domains[name] = SimDomain(self.env, name)
+        return d
+
+    def vcpu(self, name: str, *, domain: str | SimDomain, pcpu: int,
+             runnable: bool = True) -> VCpu:
+        """A new vCPU pinned to ``pcpu``; ``runnable=False`` starts it blocked."""
+        if not 0 <= pcpu < len(self.pcpus):
+            raise SimulationError(f"{name}: no pCPU {pcpu} (host has {len(self.pcpus)})")
+        dom = self.domain(domain) if isinstance(domain, str) else domain
+        v = VCpu(name, dom, self.pcpus[pcpu], self.hv)
+        dom.vcpus.append(v)
+        self.pcpus[pcpu].sched.add(v, runnable)
+        return v
+
+    def process(self, generator: ProcessGenerator) -> Process:
+        """Run a plain (non-vCPU) SimPy process, e.g. a workload driver."""
+        return self.env.process(generator)
+
+    # -- running -----------------------------------------------------------------------------
+    def finish(self, value: Any = None) -> None:
+        """End the run (the workload is done). Idempotent."""
+        if not self.finished.triggered:
+            self.finished.succeed(value)
+
+    def panic(self, cpu: int, message: str) -> None:
+        """``panic()``: the watchdog caught a stuck pCPU."""
+        if self.recorder.panic is None:
+            self.recorder.panic = (self.env.now, cpu, message)
+            self.trace(self.pcpus[cpu], f"panic: {message}")
+        wd = self.params.watchdog
+        if wd is not None and wd.stop_on_panic:
+            self.finish()
+
+    def run(self, until_ms: float | None = None, *, scenario: str = "custom",
+            extra: dict[str, Any] | None = None) -> Metrics:
+        """Run until :meth:`finish` (or ``until_ms``), then freeze the metrics."""
+        stop: Event = self.finished
+        if until_ms is not None:
+            stop = self.env.any_of([self.finished, self.env.timeout(until_ms * MS)])
+        self.env.run(until=stop)
+        return self.metrics(scenario=scenario, extra=extra)
+
+    def metrics(self, *, scenario: str = "custom", extra: dict[str, Any] | None = None
+                ) -> Metrics:
+        """Metrics so far. A section still open (a stuck pCPU at a panic) counts with the
+        length it has reached."""
+        now = self.env.now
+        for pcpu in self.pcpus:
+            sec = self.hv.open_sections.get(pcpu.index)
+            if sec is not None and pcpu.mode is Mode.XEN:
+                self.recorder.section(sec.acc, pcpu.index, now - sec.start)
+        if extra:
+            self.recorder.extra.update(extra)
+        return self.recorder.freeze(scenario=scenario, seed=self.seed, now=now,
+                                    open_gp=self.rcu.current_age())
+
+    # -- hooks used by the parts -------------------------------------------------------------
+    def softirq_pass(self, pcpu: PCpu) -> None:
+        self.pass_seq += 1
+        self.rcu.quiescent(pcpu, self.pass_seq)
+
+    def trace(self, pcpu: PCpu, what: str) -> None:
+        if self.params.trace:
+            self.events.append((self.env.now, pcpu.index, what))
+
+    def _rcu_probe(self, gap_ns: float) -> ProcessGenerator:
+        # Its callbacks run on the last pCPU (RCU runs a callback where it was queued), so
+        # that a stuck pCPU 0 - where the scenarios put the operations - delays the grace
+        # periods but not the probe's next start.
+        cpu = len(self.pcpus) - 1
+        while True:
+            yield self.rcu.synchronize(cpu)
+            yield self.env.timeout(gap_ns)
+
+    def at(self, delay_ns: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` after ``delay_ns`` (test and workload helper)."""
+        def _p() -> ProcessGenerator:
+            yield self.env.timeout(delay_ns)
+            fn()
+        self.env.process(_p())

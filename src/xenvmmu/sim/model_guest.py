@@ -1,0 +1,137 @@
+"""The scenarios' guest on the REAL model (``xenvmmu.model``, issue 5).
+
+:class:`ModelGuest` builds a :class:`xenvmmu.model.domain.Domain` in the attacker's (or a
+migrating guest's) state with :func:`xenvmmu.model.build.build_domain` and hands the
+simulator the model's own operations:
+
+==================  =====================================================================
+``log_dirty``       ``paging_domctl(CLEAN|PEEK)``: the walk, XSA-97 cursor, clean hook
+``enable``/``off``  ``paging_domctl(ENABLE_LOGDIRTY|OFF)``: mode hooks, resumable trie free
+``track_vram``      ``track_dirty_vram``: HAP range retype / ``log_dirty_range``; shadow
+                    blow + brute-force ``sh_remove_all_mappings``
+``relinquish``      ``paging_teardown`` (-ERESTART -> the toolstack re-issues the destroy)
+``final_teardown``  ``paging_final_teardown`` (run by the simulator from an RCU callback)
+==================  =====================================================================
+
+Between two operations the scenario calls :meth:`guest_runs`: the guest writes pages (the
+model's ``write_range``), so the next CLEAN finds real dirty bits and, before Xen 4.5, rewrites
+real ``ram_rw`` entries; a shadow guest rebuilds its shadows. The guest's own work (its faults)
+is on its own vCPUs, which are not simulated.
+
+Building costs about 8 ms of CPU per GiB of a fully written guest (the model is per table, not
+per page), which is why :func:`~xenvmmu.sim.scenarios.run_scenario` uses the model up to
+``MODEL_AUTO_MAX_BYTES`` by default and the stand-ins above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from xenvmmu.model.build import GuestSpec, apply_dirty, build_domain
+from xenvmmu.model.constants import PAGE_SHIFT, ShadowOp
+from xenvmmu.model.domain import Domain
+from xenvmmu.model.domctl import ShadowControl, paging_domctl
+from xenvmmu.model.guest import write_range
+from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
+from xenvmmu.model.vram import VramRequest, track_dirty_vram
+from xenvmmu.model.work import Op
+from xenvmmu.sim.workloads import OpFactory, Paging
+from xenvmmu.versions import Profile
+
+MODEL_AUTO_MAX_BYTES: Final = 256 << 30
+#: First gfn of the tracked VRAM range: 16 MiB, RAM in every guest the scenarios build.
+VRAM_BEGIN: Final = (16 << 20) >> PAGE_SHIFT
+
+
+class DiscardSink:
+    """A caller buffer that accepts every copy and keeps nothing (the work is still counted:
+    the model charges ``bytes_copied`` whenever a buffer is given)."""
+
+    def write(self, offset: int, data: npt.NDArray[np.uint8]) -> bool:
+        return True
+
+    def zero(self, offset: int, nbytes: int) -> bool:
+        return True
+
+
+class ModelGuest:
+    """One guest on the real model, with the operations the scenarios issue."""
+
+    def __init__(self, profile: Profile, *, memory_bytes: int, vcpus: int, paging: Paging,
+                 pool_pages: int, state: Literal["attack", "clean"], caller: int = 0,
+                 wws_pages: int = 0) -> None:
+        """``state="attack"``: log-dirty on and every page written (p2m shattered to 4 KiB,
+        every trie leaf present, shadow pool full). ``"clean"``: log-dirty off, nothing
+        written (a guest about to be migrated). ``caller`` is the issuing domain's id."""
+        spec = GuestSpec(
+            ram_bytes=memory_bytes, vcpus=vcpus, paging=paging,
+            pool_mb=max(1, -(-pool_pages // 256)),
+            log_dirty=state == "attack", dirty="all" if state == "attack" else "none",
+        )
+        self.domain: Domain = build_domain(spec, profile)
+        self.profile = profile
+        self.caller = caller
+        self.wws_pages = wws_pages
+        self.sink = DiscardSink()
+        self._vram_frames = 0
+
+    # -- the guest between operations --------------------------------------------------------
+    def guest_runs(self, dirty_pages: int | None) -> None:
+        """The guest writes ``dirty_pages`` pages of its working set (``None``: every page,
+        the attacker re-dirtying), then (shadow) refills its shadow pool."""
+        d = self.domain
+        if dirty_pages is None:
+            # Only the pre-4.5 sweep's work depends on what was written since the last CLEAN
+            # (it rewrites the ram_rw entries); the walk copies and zeroes the same either way.
+            if d.hap and self.profile.hap_retype == "sweep" and d.log_dirty:
+                apply_dirty(d, "all")
+        elif dirty_pages > 0:
+            left = dirty_pages
+            for s, e in d.layout.ram:
+                n = min(left, e - s)
+                write_range(d, s, s + n)
+                left -= n
+                if left <= 0:
+                    break
+        if self._vram_frames and d.hap:
+            write_range(d, VRAM_BEGIN, VRAM_BEGIN + self._vram_frames)
+        if d.shadow is not None and d.pool.free_pages > 0 and not d.dying:
+            d.shadow.fill(d.pool.free_pages)
+
+    # -- operations --------------------------------------------------------------------------
+    def _domctl(self, op: ShadowOp, pages: int = 0) -> OpFactory:
+        d = self.domain
+
+        def make(resuming: bool) -> Op:
+            sc = ShadowControl(op=int(op), pages=pages,
+                               dirty_bitmap=self.sink if pages else None)
+            return paging_domctl(d, sc, self.caller, resuming)
+
+        return make
+
+    def log_dirty(self, sub_op: Literal["clean", "peek"]) -> OpFactory:
+        op = ShadowOp.CLEAN if sub_op == "clean" else ShadowOp.PEEK
+        return self._domctl(op, self.domain.layout.p2m_size)
+
+    def enable(self) -> OpFactory:
+        return self._domctl(ShadowOp.ENABLE_LOGDIRTY)
+
+    def off(self) -> OpFactory:
+        return self._domctl(ShadowOp.OFF)
+
+    def track_vram(self, frames: int) -> OpFactory:
+        self._vram_frames = frames
+        d = self.domain
+        return lambda _resuming: track_dirty_vram(d, VramRequest(VRAM_BEGIN, frames))
+
+    def relinquish(self) -> OpFactory:
+        d = self.domain
+        return lambda _resuming: paging_teardown(d, self.caller)
+
+    def final_teardown(self) -> Callable[[], Op]:
+        d = self.domain
+        return lambda: paging_final_teardown(d)

@@ -1,0 +1,385 @@
+"""The four scenarios: migration, attack, vram, teardown - ``run_scenario`` runs one.
+
+Every scenario puts, on pCPU 0, the vCPU that issues the operations (the toolstack's dom0
+vCPU, or the device model's) and the victim vCPU; the other pCPUs only tick (they matter
+for RCU). The operations act on one HVM guest ("guest") whose own vCPUs are not simulated:
+its dirtying is a rate, and pausing it stops the clock of that rate.
+
+* ``attack`` - XSA-97 as the advisory frames it: a domain controlling the guest (a
+  compromised stub-domain device model) issues CLEAN/PEEK in a loop, against a guest in
+  log-dirty mode that maximises their work: every page written (p2m shattered to 4 KiB,
+  every trie leaf present) and rewritten between two calls, the shadow pool kept full.
+* ``migration`` - pre-copy driven by a CLEAN each round: Xen migration v2's policy (at most
+  5 rounds, stop-and-copy below 50 dirty pages; ``tools/libs/guest/xg_sr_save.c``) or the
+  legacy ``xc_domain_save`` rule (29 iterations, < 50 pages, 3x the p2m size sent).
+* ``vram`` - the device model tracks dirty VRAM every display refresh.
+* ``teardown`` - the toolstack destroys a large guest: relinquish with -EAGAIN retries, then
+  the final teardown in an RCU callback.
+
+Operations come from the real model (:mod:`xenvmmu.sim.model_guest`) or from the closed-form
+stand-ins of :mod:`xenvmmu.sim.workloads`; ``ops="auto"`` uses the model up to
+``MODEL_AUTO_MAX_BYTES`` (256 GiB) of guest RAM, where building its state stays under a few
+seconds. ``extra["ops"]`` in the metrics says which ran (``"model"`` or ``"stand-in"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from simpy.events import Event
+
+from xenvmmu.costs import CostProfile, default_profile, load_profile
+from xenvmmu.model.constants import PAGE_SHIFT, PAGE_SIZE
+from xenvmmu.sim.domain import SimDomain
+from xenvmmu.sim.host import Host
+from xenvmmu.sim.hypercall import Call
+from xenvmmu.sim.metrics import Metrics
+from xenvmmu.sim.model_guest import MODEL_AUTO_MAX_BYTES, ModelGuest
+from xenvmmu.sim.params import MS, US, HostParams, S, WatchdogParams
+from xenvmmu.sim.vcpu import VCpu
+from xenvmmu.sim.victim import Victim
+from xenvmmu.sim.workloads import Behaviour, GuestOps, GuestShape, Paging, StandInGuest
+from xenvmmu.versions import Profile, default_pool_kib, profile_for
+
+ScenarioName = Literal["migration", "attack", "vram", "teardown"]
+SCENARIOS: tuple[ScenarioName, ...] = ("migration", "attack", "vram", "teardown")
+#: ``progress(message, sim_time_ms)``
+Progress = Callable[[str, float], None]
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    """``duration_ms``: keep issuing calls until this much simulated time has passed (at
+    least ``min_calls`` complete). ``ops``: the sub-ops cycled through. ``gap_us``: the
+    attacker's user-space time between calls (ASSUMED 20 us)."""
+
+    duration_ms: float = 50.0
+    ops: tuple[Literal["clean", "peek"], ...] = ("clean", "peek")
+    gap_us: float = 20.0
+    min_calls: int = 1
+    max_calls: int | None = None
+
+
+@dataclass(frozen=True)
+class MigrationParams:
+    """Pre-copy migration. Defaults marked ASSUMED describe a moderately busy guest.
+
+    ``policy``: ``"v2"`` (<= 5 live iterations, stop below ``target_dirty`` = 50 pages) or
+    ``"legacy"`` (29 iterations, < 50 pages, or ``legacy_max_factor`` x p2m size sent).
+    ``link_gbit_s``: 10 (ASSUMED). ``dirty_pages_per_s``: 25000 (~100 MiB/s, ASSUMED).
+    ``wws_fraction``: writable working set, 2 % of RAM (ASSUMED).
+    ``simulate_transfer``: simulate the time spent sending pages (the toolstack sleeps); off
+    by default - that time is then only added to the totals, since nothing happens in the
+    hypervisor meanwhile and a TiB-sized guest would need hours of simulated ticks. Up to
+    ``settle_ms`` of each send is still simulated, so the victim and RCU keep sampling the
+    quiet host between two CLEANs.
+    """
+
+    policy: Literal["v2", "legacy"] = "v2"
+    link_gbit_s: float = 10.0
+    dirty_pages_per_s: float = 25_000.0
+    wws_fraction: float = 0.02
+    max_iterations: int = 5
+    target_dirty: int = 50
+    legacy_max_iterations: int = 29
+    legacy_max_factor: float = 3.0
+    simulate_transfer: bool = False
+    settle_ms: float = 5.0
+
+
+@dataclass(frozen=True)
+class VramParams:
+    """``frames``: tracked VRAM (4096 = 16 MiB, a stdvga default; Xen allows up to 1 GiB).
+    ``interval_ms``: the device model's refresh period (30 ms, qemu's GUI refresh) plus a
+    seeded uniform jitter of up to ``jitter_ms`` (dom0 scheduling noise; it also keeps the
+    refresh from phase-locking with the 1 ms victim). ``duration_ms``: how long to run.
+    ``unknown_fraction`` (shadow only): share of frames whose single mapping the shadow code
+    does not know and brute-forces (ASSUMED worst case 1.0)."""
+
+    frames: int = 4096
+    interval_ms: float = 30.0
+    jitter_ms: float = 1.0
+    duration_ms: float = 200.0
+    unknown_fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class TeardownParams:
+    """``log_dirty``: the guest dies with a full log-dirty trie (e.g. a migration was
+    cancelled), so relinquish also frees the trie."""
+
+    log_dirty: bool = True
+
+
+ScenarioParams = AttackParams | MigrationParams | VramParams | TeardownParams
+
+
+@dataclass
+class _Ctx:
+    host: Host
+    issuer: VCpu
+    guest: SimDomain
+    ops: GuestOps
+    shape: GuestShape
+    progress: Progress | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message, self.host.env.now / MS)
+
+
+def run_scenario(
+    name: ScenarioName,
+    *,
+    xen_version: str | None = None,
+    profile: Profile | None = None,
+    paging: Paging = "hap",
+    memory_bytes: int = 16 * GiB,
+    vcpus: int = 4,
+    pcpus: int = 2,
+    shadow_memory_mib: int | None = None,
+    watchdog: bool | WatchdogParams = False,
+    costs: CostProfile | str | Path | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    params: ScenarioParams | None = None,
+    host_params: HostParams | None = None,
+    victim_period_ms: float = 1.0,
+    ops: Literal["auto", "model", "stand-in"] = "auto",
+    guest_ops: Callable[[GuestShape, Behaviour], GuestOps] | None = None,
+) -> Metrics:
+    """Run one scenario and return its metrics.
+
+    The release is ``profile`` or ``profile_for(xen_version)`` (default ``"4.4.0"``, the
+    last release before the fix). The paging pool is ``shadow_memory_mib`` if given, else
+    the release's default formula. ``watchdog=True`` turns on Xen's watchdog with its 5 s
+    default. ``host_params``, if given, replaces ``pcpus`` and ``watchdog``. ``params`` are
+    the scenario's own (:class:`AttackParams`, :class:`MigrationParams`, ...; a mismatch is a
+    ``TypeError``). ``ops`` chooses the real model or the stand-ins (see the module
+    docstring); ``guest_ops``, if given, builds the operations instead.
+    ``progress(message, sim_time_ms)`` is called after each operation or round.
+    """
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if memory_bytes < PAGE_SIZE or vcpus < 1:
+        raise ValueError("a guest needs at least one page and one vCPU")
+    prof = profile or profile_for(xen_version or "4.4.0")
+    beh = Behaviour.from_profile(prof)
+    cost = _cost_profile(costs)
+    wd = WatchdogParams() if watchdog is True else (watchdog or None)
+    hp = host_params or HostParams(pcpus=pcpus, watchdog=wd)
+    host = Host(hp, cost=cost, seed=seed)
+    mib = memory_bytes >> 20
+    if shadow_memory_mib is not None:
+        pool_pages = shadow_memory_mib << 8
+    else:
+        pool_pages = default_pool_kib(mib, vcpus, guest_type="hvm", paging=paging,
+                                      formula=prof.pool_formula) >> 2
+    p = params or _default_params(name)
+    if isinstance(p, MigrationParams):
+        wws = int((memory_bytes >> PAGE_SHIFT) * p.wws_fraction)
+        shape = GuestShape.migrating(memory_bytes, vcpus, paging, pool_pages, wws)
+    else:
+        shape = GuestShape.worst_case(memory_bytes, vcpus, paging, pool_pages)
+        if isinstance(p, TeardownParams) and not p.log_dirty:
+            shape = replace(shape, dirty_leaves=0)
+    issuer_dom = "dom0" if name in ("migration", "teardown") else "dm"
+    use_model = ops == "model" or (ops == "auto" and memory_bytes <= MODEL_AUTO_MAX_BYTES)
+    if ops not in ("auto", "model", "stand-in"):
+        raise ValueError(f"ops must be 'auto', 'model' or 'stand-in', not {ops!r}")
+    guest_ops_obj: GuestOps
+    if guest_ops is not None:
+        guest_ops_obj, used = guest_ops(shape, beh), "custom"
+    elif use_model:
+        state: Literal["attack", "clean"] = "clean"
+        if name == "attack" or (isinstance(p, TeardownParams) and p.log_dirty):
+            state = "attack"
+        guest_ops_obj = ModelGuest(prof, memory_bytes=memory_bytes, vcpus=vcpus, paging=paging,
+                                   pool_pages=pool_pages, state=state,
+                                   caller=0 if issuer_dom == "dom0" else 2)
+        used = "model"
+    else:
+        unknown = p.unknown_fraction if isinstance(p, VramParams) else 1.0
+        guest_ops_obj = StandInGuest(shape, beh, vram_unknown_fraction=unknown)
+        used = "stand-in"
+    guest = host.domain("guest")
+    Victim(host, 0, period_ms=victim_period_ms)
+    issuer = host.vcpu(f"{issuer_dom}.0", domain=issuer_dom, pcpu=0)
+    ctx = _Ctx(host, issuer, guest, guest_ops_obj, shape, progress)
+    issuer.start(_driver(name, ctx, p))
+    extra: dict[str, Any] = {
+        "xen_version": str(prof.version), "paging": paging, "memory_bytes": memory_bytes,
+        "vcpus": vcpus, "pool_pages": pool_pages,
+        "logdirty_preemptible": beh.logdirty_preemptible, "hap_retype": beh.hap_retype,
+        "pool_teardown_preemptible": beh.pool_teardown_preemptible,
+        "p2m_free_preemptible": beh.p2m_free_preemptible,
+        "ops": used,
+        "cost_profile": cost.name,
+    }
+    host.run()
+    return host.metrics(scenario=name, extra={**extra, **ctx.extra})
+
+
+def _default_params(name: ScenarioName) -> ScenarioParams:
+    if name == "attack":
+        return AttackParams()
+    if name == "migration":
+        return MigrationParams()
+    if name == "vram":
+        return VramParams()
+    return TeardownParams()
+
+
+def _driver(name: ScenarioName, ctx: _Ctx, p: ScenarioParams) -> DriverGen:
+    if name == "attack" and isinstance(p, AttackParams):
+        return _attack(ctx, p)
+    if name == "migration" and isinstance(p, MigrationParams):
+        return _migration(ctx, p)
+    if name == "vram" and isinstance(p, VramParams):
+        return _vram(ctx, p)
+    if name == "teardown" and isinstance(p, TeardownParams):
+        return _teardown(ctx, p)
+    raise TypeError(f"scenario {name!r} does not take {type(p).__name__}")
+
+
+def _cost_profile(costs: CostProfile | str | Path | None) -> CostProfile:
+    if costs is None:
+        return default_profile()
+    if isinstance(costs, CostProfile):
+        return costs
+    return load_profile(costs)
+
+
+DriverGen = Generator[Event, Any, None]
+
+
+def _shadow_op(ctx: _Ctx, sub: Literal["clean", "peek"]) -> Call:
+    return Call(f"shadow_op.{sub}", ctx.ops.log_dirty(sub), target=ctx.guest,
+                pause_target=True, preempt_key=sub)
+
+
+def _attack(ctx: _Ctx, p: AttackParams) -> DriverGen:
+    v, env = ctx.issuer, ctx.host.env
+    calls = 0  # log-dirty mode is already on: the guest was built in the attacker's state
+    while True:
+        sub = p.ops[calls % len(p.ops)]
+        ctx.ops.guest_runs(None)  # the guest rewrites its memory between two calls
+        r = yield from v.call(_shadow_op(ctx, sub))
+        calls += 1
+        ctx.report(f"{sub} #{calls}: rc {r.rc}, {r.elapsed_ns / MS:.3f} ms, "
+                   f"{r.continuations} continuations")
+        if calls >= p.min_calls and env.now >= p.duration_ms * MS:
+            break
+        if p.max_calls is not None and calls >= p.max_calls:
+            break
+        yield from v.compute(p.gap_us * US)
+    ctx.extra["attack_calls"] = calls
+    ctx.host.finish()
+
+
+def _vram(ctx: _Ctx, p: VramParams) -> DriverGen:
+    v, env = ctx.issuer, ctx.host.env
+    calls = 0
+    call = Call("hvmop.track_dirty_vram", ctx.ops.track_vram(p.frames), target=ctx.guest,
+                domctl=False, pause_target=ctx.shape.paging == "hap")
+    while True:
+        start = env.now
+        ctx.ops.guest_runs(0)  # the guest draws into its VRAM
+        r = yield from v.call(call)
+        calls += 1
+        ctx.report(f"track_dirty_vram #{calls}: {r.elapsed_ns / MS:.3f} ms")
+        if env.now >= p.duration_ms * MS:
+            break
+        jitter = ctx.host.rng.random() * p.jitter_ms * MS
+        yield from v.sleep_until(start + p.interval_ms * MS + jitter)
+    ctx.extra["vram_calls"] = calls
+    ctx.host.finish()
+
+
+def _teardown(ctx: _Ctx, _p: TeardownParams) -> DriverGen:
+    v, host = ctx.issuer, ctx.host
+    r = yield from v.call(Call("domctl.destroydomain", ctx.ops.relinquish(), target=ctx.guest,
+                               on_restart="eagain"))
+    ctx.report(f"relinquish done (rc {r.rc}, {r.continuations} retries)")
+    # domain_destroy -> call_rcu(complete_domain_destroy) on this pCPU
+    done = host.rcu.call_rcu(v.pcpu.index, op=ctx.ops.final_teardown(),
+                             name="rcu.paging_final_teardown")
+    yield from v.wait_for(done)
+    ctx.report("final teardown done")
+    ctx.extra["teardown_ms"] = round(host.env.now / MS, 6)
+    host.finish()
+
+
+def _migration(ctx: _Ctx, p: MigrationParams) -> DriverGen:
+    v, host, guest, env = ctx.issuer, ctx.host, ctx.guest, ctx.host.env
+    ops = ctx.ops
+    pages = ctx.shape.pages
+    wws = max(1, int(pages * p.wws_fraction))
+    page_ns = PAGE_SIZE * 8 / (p.link_gbit_s * 1e9) * S  # ns to send one page
+    offline = 0.0  # transfer time not simulated (added to the totals)
+    since = [env.now, guest.paused_total(), 0.0]  # dirty clock: start, paused, offline
+
+    def dirtied() -> int:
+        running = (env.now - since[0]) - (guest.paused_total() - since[1]) + since[2]
+        return min(wws, int(p.dirty_pages_per_s * running / S))
+
+    def send(n: int) -> Generator[Event, Any, None]:
+        nonlocal offline
+        simulated = n * page_ns if p.simulate_transfer else min(n * page_ns, p.settle_ms * MS)
+        offline += n * page_ns - simulated
+        since[2] += n * page_ns - simulated
+        if simulated > 0:
+            yield from v.sleep(simulated)
+
+    def clean(final: bool) -> Generator[Event, Any, int]:
+        d = dirtied()
+        ops.guest_runs(d)
+        yield from v.call(_shadow_op(ctx, "clean"))
+        since[:] = [env.now, guest.paused_total(), 0.0]
+        ctx.report(f"{'final ' if final else ''}CLEAN: {d} dirty pages")
+        return d
+
+    yield from v.call(Call("shadow_op.enable", ops.enable(), target=guest, pause_target=True))
+    since[:] = [env.now, guest.paused_total(), 0.0]
+    sent = pages
+    yield from send(pages)  # iteration 0: every page
+    iteration = 1
+    rounds_sent = [pages]
+    while True:
+        d = yield from clean(False)
+        if p.policy == "v2":
+            stop = d < p.target_dirty or iteration >= p.max_iterations
+        else:
+            stop = (d < p.target_dirty or iteration >= p.legacy_max_iterations
+                    or sent > p.legacy_max_factor * pages)
+        if stop:
+            break
+        yield from send(d)
+        sent += d
+        rounds_sent.append(d)
+        iteration += 1
+    # stop-and-copy: suspend, a last CLEAN, send what it and the deciding CLEAN found
+    guest.pause()
+    down_start, down_offline = env.now, offline
+    d += yield from clean(True)
+    yield from send(d)
+    sent += d
+    downtime = env.now - down_start + offline - down_offline
+    yield from v.call(Call("shadow_op.off", ops.off(), target=guest, pause_target=True,
+                           preempt_key="off"))
+    guest.unpause()
+    ctx.extra.update({
+        "migration_policy": p.policy,
+        "migration_iterations": iteration,
+        "migration_pages_sent": sent,
+        "migration_rounds_pages": ",".join(str(x) for x in [*rounds_sent, d]),
+        "migration_downtime_ms": round(downtime / MS, 6),
+        "migration_total_ms": round((env.now + offline) / MS, 6),
+        "migration_offline_transfer_ms": round(offline / MS, 6),
+    })
+    host.finish()
