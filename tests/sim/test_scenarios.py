@@ -169,6 +169,8 @@ def test_bad_arguments() -> None:
         run_scenario("attack", params=VramParams())
     with pytest.raises(ValueError):
         run_scenario("attack", memory_bytes=0)
+    with pytest.raises(ValueError, match="too small"):  # pool smaller than the p2m
+        run_scenario("attack", memory_bytes=64 * GiB, shadow_memory_mib=1, ops="model")
 
 
 def test_guest_ops_hook() -> None:

@@ -36,6 +36,7 @@ from xenvmmu.model.constants import PAGE_SHIFT, ShadowOp
 from xenvmmu.model.domain import Domain
 from xenvmmu.model.domctl import ShadowControl, paging_domctl
 from xenvmmu.model.guest import write_range
+from xenvmmu.model.shape import Shape
 from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
 from xenvmmu.model.vram import VramRequest, track_dirty_vram
 from xenvmmu.model.work import Op
@@ -72,6 +73,10 @@ class ModelGuest:
             pool_mb=max(1, -(-pool_pages // 256)),
             log_dirty=state == "attack", dirty="all" if state == "attack" else "none",
         )
+        if state == "attack":
+            # closed-form counts first: a pool that cannot hold the shattered p2m and the
+            # trie raises ValueError here, instead of a page-by-page build that fails slowly
+            Shape(spec)
         self.domain: Domain = build_domain(spec, profile)
         self.profile = profile
         self.caller = caller

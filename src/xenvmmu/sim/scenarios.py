@@ -32,6 +32,7 @@ from typing import Any, Literal
 from simpy.events import Event
 
 from xenvmmu.costs import CostProfile, default_profile, load_profile
+from xenvmmu.model.build import BuildError
 from xenvmmu.model.constants import PAGE_SHIFT, PAGE_SIZE
 from xenvmmu.sim.domain import SimDomain
 from xenvmmu.sim.host import Host
@@ -199,9 +200,13 @@ def run_scenario(
         state: Literal["attack", "clean"] = "clean"
         if name == "attack" or (isinstance(p, TeardownParams) and p.log_dirty):
             state = "attack"
-        guest_ops_obj = ModelGuest(prof, memory_bytes=memory_bytes, vcpus=vcpus, paging=paging,
-                                   pool_pages=pool_pages, state=state,
-                                   caller=0 if issuer_dom == "dom0" else 2)
+        try:
+            guest_ops_obj = ModelGuest(prof, memory_bytes=memory_bytes, vcpus=vcpus,
+                                       paging=paging, pool_pages=pool_pages, state=state,
+                                       caller=0 if issuer_dom == "dom0" else 2)
+        except (BuildError, ValueError) as e:  # e.g. shadow_memory too small for the p2m
+            raise ValueError(f"cannot build this guest on the model: {e} "
+                             f"({pool_pages} pool pages)") from e
         used = "model"
     else:
         unknown = p.unknown_fraction if isinstance(p, VramParams) else 1.0
