@@ -1,0 +1,91 @@
+"""The hypervisor's paging state and operations, without time (issue 5).
+
+State like Xen's (:mod:`domain`): the paging :mod:`pool`, the :mod:`p2m` (counts per table,
+4K/2M/1G leaves, lazy-recalc markers), the log-dirty :mod:`trie` (numpy leaf bitmaps allocated on
+demand), the :mod:`shadow` pool as counts. Operations are generators that yield the work they do
+and the release's preemption checks (the protocol is in :mod:`work`):
+
+* :func:`domctl.paging_domctl` - XEN_DOMCTL_shadow_op: log-dirty ENABLE / PEEK / CLEAN / OFF
+  (:mod:`logdirty`, :mod:`hooks`), SET/GET_ALLOCATION (:mod:`allocation`);
+* :func:`teardown.paging_teardown` / :func:`teardown.paging_final_teardown`;
+* :func:`vram.track_dirty_vram`;
+* guest-side events, plain functions returning :class:`~work.Work`: :mod:`guest`.
+
+:func:`build.build_domain` puts a guest in a given state cheaply; :mod:`runner` drives
+operations under a preemption :class:`~runner.Policy`; :mod:`analytic` gives the same work in
+closed form. Per-release behaviour comes only from :class:`xenvmmu.versions.Profile`
+(``logdirty_preemptible``, ``hap_retype``, ``pool_teardown_preemptible``,
+``p2m_free_preemptible``).
+"""
+
+from __future__ import annotations
+
+from xenvmmu.model.build import BuildError, GuestSpec, apply_dirty, build_domain, default_pool_mb
+from xenvmmu.model.constants import P2MType, ShadowOp
+from xenvmmu.model.domain import Domain, PreemptState, VramTracking
+from xenvmmu.model.domctl import paging_domctl
+from xenvmmu.model.logdirty import ShadowControl
+from xenvmmu.model.runner import (
+    Always,
+    AtIndices,
+    Bernoulli,
+    Completion,
+    Never,
+    OpRun,
+    Policy,
+    drive,
+    run_to_completion,
+)
+from xenvmmu.model.sink import DenseBitmap, SparseBitmap
+from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
+from xenvmmu.model.vram import VramRequest, track_dirty_vram
+from xenvmmu.model.work import (
+    FIELDS,
+    PROXY_WEIGHTS,
+    ZERO,
+    Loop,
+    Op,
+    PreemptCheck,
+    Step,
+    Work,
+    WorkStep,
+)
+
+__all__ = [
+    "FIELDS",
+    "PROXY_WEIGHTS",
+    "ZERO",
+    "Always",
+    "AtIndices",
+    "Bernoulli",
+    "BuildError",
+    "Completion",
+    "DenseBitmap",
+    "Domain",
+    "GuestSpec",
+    "Loop",
+    "Never",
+    "Op",
+    "OpRun",
+    "P2MType",
+    "Policy",
+    "PreemptCheck",
+    "PreemptState",
+    "ShadowControl",
+    "ShadowOp",
+    "SparseBitmap",
+    "Step",
+    "VramRequest",
+    "VramTracking",
+    "Work",
+    "WorkStep",
+    "apply_dirty",
+    "build_domain",
+    "default_pool_mb",
+    "drive",
+    "paging_domctl",
+    "paging_final_teardown",
+    "paging_teardown",
+    "run_to_completion",
+    "track_dirty_vram",
+]

@@ -25,8 +25,6 @@ from xenvmmu.model.constants import ENTRIES, FULL_MASK, ORDER_1G, ORDER_2M, ORDE
 from xenvmmu.model.p2m import LD, LEAF, NONE, P2M, RW, TABLE, Chunk
 from xenvmmu.model.work import ZERO, Work
 
-_READ_TABLE = Work(entries_read=ENTRIES)
-
 
 def _lowest(mask: int) -> int:
     return mask & -mask
