@@ -104,12 +104,16 @@ def _retype_global(pages: int, mode: Literal["sweep", "lazy"]) -> Work:
     return Work(entries_read=NODE, entries_written=roots, pages_mapped=1, tlb_flushes=1)
 
 
-def _blow_tables(pool_pages: int, a: AttackAssumptions) -> Work:
-    """``shadow_blow_tables``: unpin and destroy every shadow of a full pool, then flush."""
-    shadows = pool_pages
+def _blow_tables(pool_pages: int, pages: int, a: AttackAssumptions) -> Work:
+    """``shadow_blow_tables`` on a pool filled with shadows: unpin every top-level shadow,
+    destroy every shadow (scanning its 512 entries), flush. The pool also holds the p2m
+    tables and the log-dirty trie, which are not shadows (as ``model.analytic`` counts)."""
+    leaves, interior = _trie_nodes(pages)
+    shadows = max(0, pool_pages - _p2m_tables(pages) - leaves - interior)
+    tops = min(max(1, shadows // 256), shadows)  # pinned top-levels (model.shape)
     return Work(
         entries_read=int(shadows * a.shadow_l1_fraction) * NODE,
-        shadows_unpinned=shadows,
+        shadows_unpinned=tops,
         shadows_destroyed=shadows,
         pages_freed=shadows,
         tlb_flushes=1,
@@ -136,7 +140,7 @@ def estimate_ops(
         hook_preemptible = profile.hap_retype == "lazy"
         hook_name = "HAP global p2m retype"
     else:
-        hook = _blow_tables(pool_pages, a)
+        hook = _blow_tables(pool_pages, pages, a)
         hook_preemptible = False
         hook_name = "shadow blow-tables"
 
