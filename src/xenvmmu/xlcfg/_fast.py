@@ -35,8 +35,12 @@ _END_LINE = r"(?:\n|\#[^\n]*+\n)"
 # Blank statements: empty lines, comment lines and lone ';' (endstmt alone).
 _SKIP = rf"(?:[ \t]*+(?:{_END_LINE}|;))*+"
 
+# Tokens inside an already validated list, for ``findall`` (whole matches): comments,
+# strings (with their quotes), numbers and brackets; blanks and commas are skipped by the
+# scan itself.
 _LIST_TOKEN = re.compile(
-    r"\#[^\n]*\n|\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|([0-9][0-9a-fx]*)|(\[)|(\])"
+    r"\#[^\n]*+\n|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"|'[^'\\]*+(?:\\.[^'\\]*+)*+'"
+    r"|[0-9][0-9a-fx]*+|[\[\]]"
 )
 _ESCAPE = re.compile(r"\\(.)")
 
@@ -100,20 +104,21 @@ def _unescape(s: str) -> str:
 
 def _list_items(text: str) -> list[object]:
     """The values of a list the statement expression has already validated."""
-    stack: list[list[object]] = [[]]
-    for m in _LIST_TOKEN.finditer(text):
-        kind = m.lastindex
-        if kind is None:
-            continue  # a comment
-        if kind == 4:
-            stack.append([])
-        elif kind == 5:
-            done = stack.pop()
-            stack[-1].append(done)
-        elif kind == 3:
-            stack[-1].append(m.group(3))
-        else:
-            stack[-1].append(_unescape(m.group(kind)))
-    outer = stack[0][0]
+    stack: list[list[object]] = []
+    top: list[object] = []
+    for token in _LIST_TOKEN.findall(text):
+        first = token[0]
+        if first == '"' or first == "'":
+            top.append(_unescape(token[1:-1]))
+        elif first == "[":
+            stack.append(top)
+            top = []
+        elif first == "]":
+            done = top
+            top = stack.pop()
+            top.append(done)
+        elif first != "#":
+            top.append(token)
+    outer = top[0]
     assert isinstance(outer, list)
     return outer
