@@ -37,6 +37,7 @@ from xenvmmu.model.domain import Domain
 from xenvmmu.model.domctl import ShadowControl, paging_domctl
 from xenvmmu.model.guest import write_range
 from xenvmmu.model.shape import Shape
+from xenvmmu.model.sink import BitmapSink, DenseBitmap
 from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
 from xenvmmu.model.vram import VramRequest, track_dirty_vram
 from xenvmmu.model.work import Op
@@ -81,8 +82,28 @@ class ModelGuest:
         self.profile = profile
         self.caller = caller
         self.wws_pages = wws_pages
-        self.sink = DiscardSink()
+        self.sink: BitmapSink = DiscardSink()
         self._vram_frames = 0
+        #: ``[start, end)`` gfn ranges written by :meth:`guest_runs` since the last
+        #: :meth:`take_record`; ``None`` unless :meth:`record_pages` turned recording on.
+        self.written: list[tuple[int, int]] | None = None
+
+    # -- optional recording (tests) ----------------------------------------------------------
+    def record_pages(self) -> None:
+        """Record which pages the guest writes and keep the bitmap PEEK/CLEAN copy out
+        (a dense ``p2m_size``-bit buffer instead of the discarding one). Off by default."""
+        self.written = []
+        self.sink = DenseBitmap(self.domain.layout.p2m_size)
+
+    def take_record(self) -> tuple[list[tuple[int, int]], npt.NDArray[np.int64]]:
+        """The ranges written and the gfns set in the caller's bitmap since the last call
+        (both then reset). Needs :meth:`record_pages`."""
+        if self.written is None or not isinstance(self.sink, DenseBitmap):
+            raise RuntimeError("record_pages() was not called")
+        written, self.written = self.written, []
+        bits = np.unpackbits(self.sink.array, bitorder="little")
+        self.sink.array[:] = 0
+        return written, np.flatnonzero(bits).astype(np.int64)
 
     # -- the guest between operations --------------------------------------------------------
     def guest_runs(self, dirty_pages: int | None) -> None:
@@ -99,6 +120,8 @@ class ModelGuest:
             for s, e in d.layout.ram:
                 n = min(left, e - s)
                 write_range(d, s, s + n)
+                if self.written is not None:
+                    self.written.append((s, s + n))
                 left -= n
                 if left <= 0:
                     break

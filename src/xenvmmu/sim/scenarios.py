@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from simpy.events import Event
 
 from xenvmmu.costs import CostProfile, default_profile, load_profile
@@ -65,6 +67,23 @@ class AttackParams:
     max_calls: int | None = None
 
 
+@dataclass(eq=False)
+class PageLog:
+    """What a ``migration`` run on the real model recorded, when given as
+    ``MigrationParams(record=PageLog())`` (off by default). Per gfn, simulated ns, NaN for
+    never: ``last_write_ns`` - when the guest last wrote it (stamped when the scenario
+    materialises the writes, just before the CLEAN that finds them: the latest time they can
+    have happened); ``last_send_ns`` - when a round last started sending it (iteration 0 sends
+    every gfn; a live round what the CLEAN before it reported; the stop-and-copy what the
+    deciding and the final CLEAN reported). ``rounds``: ``(send start ns, gfns sent)``."""
+
+    last_write_ns: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.empty(0, dtype=np.float64))
+    last_send_ns: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.empty(0, dtype=np.float64))
+    rounds: list[tuple[float, int]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class MigrationParams:
     """Pre-copy migration. Defaults marked ASSUMED describe a moderately busy guest.
@@ -78,6 +97,7 @@ class MigrationParams:
     hypervisor meanwhile and a TiB-sized guest would need hours of simulated ticks. Up to
     ``settle_ms`` of each send is still simulated, so the victim and RCU keep sampling the
     quiet host between two CLEANs.
+    ``record``: a :class:`PageLog` to fill (needs the real model); ``None`` (default): off.
     """
 
     policy: Literal["v2", "legacy"] = "v2"
@@ -90,6 +110,7 @@ class MigrationParams:
     legacy_max_factor: float = 3.0
     simulate_transfer: bool = False
     settle_ms: float = 5.0
+    record: PageLog | None = None
 
 
 @dataclass(frozen=True)
@@ -327,6 +348,16 @@ def _migration(ctx: _Ctx, p: MigrationParams) -> DriverGen:
     wws = max(1, int(pages * p.wws_fraction))
     page_ns = PAGE_SIZE * 8 / (p.link_gbit_s * 1e9) * S  # ns to send one page
     offline = 0.0  # transfer time not simulated (added to the totals)
+    log = p.record
+    if log is not None and not isinstance(ops, ModelGuest):
+        raise ValueError("MigrationParams.record needs the real model (ops='model')")
+    if log is not None and isinstance(ops, ModelGuest):
+        ops.record_pages()
+        nfn = ops.domain.layout.p2m_size
+        log.last_write_ns = np.full(nfn, np.nan)
+        log.last_send_ns = np.full(nfn, np.nan)
+        log.rounds = []
+    pending: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)  # reported, not yet sent
     since = [env.now, guest.paused_total(), 0.0]  # dirty clock: start, paused, offline
 
     def dirtied() -> int:
@@ -334,7 +365,11 @@ def _migration(ctx: _Ctx, p: MigrationParams) -> DriverGen:
         return min(wws, int(p.dirty_pages_per_s * running / S))
 
     def send(n: int) -> Generator[Event, Any, None]:
-        nonlocal offline
+        nonlocal offline, pending
+        if log is not None:
+            log.last_send_ns[pending] = env.now
+            log.rounds.append((env.now, len(pending)))
+            pending = np.empty(0, dtype=np.int64)
         simulated = n * page_ns if p.simulate_transfer else min(n * page_ns, p.settle_ms * MS)
         offline += n * page_ns - simulated
         since[2] += n * page_ns - simulated
@@ -342,9 +377,15 @@ def _migration(ctx: _Ctx, p: MigrationParams) -> DriverGen:
             yield from v.sleep(simulated)
 
     def clean(final: bool) -> Generator[Event, Any, int]:
+        nonlocal pending
         d = dirtied()
         ops.guest_runs(d)
+        if log is not None and isinstance(ops, ModelGuest):
+            for s, e in ops.take_record()[0]:
+                log.last_write_ns[s:e] = env.now
         yield from v.call(_shadow_op(ctx, "clean"))
+        if log is not None and isinstance(ops, ModelGuest):
+            pending = np.union1d(pending, ops.take_record()[1])
         since[:] = [env.now, guest.paused_total(), 0.0]
         ctx.report(f"{'final ' if final else ''}CLEAN: {d} dirty pages")
         return d
@@ -352,6 +393,8 @@ def _migration(ctx: _Ctx, p: MigrationParams) -> DriverGen:
     yield from v.call(Call("shadow_op.enable", ops.enable(), target=guest, pause_target=True))
     since[:] = [env.now, guest.paused_total(), 0.0]
     sent = pages
+    if log is not None:
+        pending = np.arange(len(log.last_send_ns), dtype=np.int64)
     yield from send(pages)  # iteration 0: every page
     iteration = 1
     rounds_sent = [pages]
