@@ -1,7 +1,7 @@
 """`xenvmmu audit`: per-guest XSA-97 exposure from real host and guest inputs.
 
-Reads xl.cfg files and ``xl list -l`` JSON (files or directories, recursively), describes
-the host with ``xl info`` output and/or flags, and reports per guest whether a non-preemptible
+Reads xl.cfg files and `xl list -l` JSON (files or directories, recursively), describes
+the host with `xl info` output and/or flags, and reports per guest whether a non-preemptible
 virtual-MMU operation can hold a CPU longer than the latency budget, for how long, why, and
 the cheapest mitigation.
 
