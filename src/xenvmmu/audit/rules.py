@@ -17,7 +17,7 @@ from ..costs import CostProfile
 from ..costs.estimate import OpEstimate, Paging, estimate_ops
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Profile, Unknown
-from .findings import Finding, OpStall, Severity, SourceRef, Verdict, clean_text
+from .findings import Finding, Mitigation, OpStall, Severity, SourceRef, Verdict, clean_text
 from .mitigations import mitigations_for
 from .settings import DEFAULT_BUDGET_MS, AuditSettings
 
@@ -170,7 +170,7 @@ def _finish(
     reasons: list[str],
     *,
     severity: Severity = "none",
-    mitigations: tuple[object, ...] = (),
+    mitigations: tuple[Mitigation, ...] = (),
     ops: tuple[OpStall, ...] = (),
     paging_reasons: tuple[str, ...] = (),
     decisive: SourceRef | None = None,
@@ -179,7 +179,7 @@ def _finish(
         verdict=verdict,
         severity=severity,
         reasons=tuple(clean_text(r) for r in reasons if r),
-        mitigations=mitigations,  # type: ignore[arg-type]
+        mitigations=mitigations,
         ops=ops,
         paging_reasons=tuple(clean_text(r) for r in paging_reasons),
         decisive=decisive,

@@ -15,14 +15,13 @@ import sys
 from typing import TextIO
 
 from .. import xlcfg
-from ..xlcfg import ParseResult, Value
-from ..xlcfg._lexer import SIMPLE_ESCAPES
+from ..xlcfg import ESCAPES, ParseResult, Value
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _NUMBER = re.compile(r"[0-9][0-9a-fx]*")
 
 # Character -> its xl.cfg escape, the inverse of libxlu's dequote table.
-_ESCAPES = {char: "\\" + escaped for escaped, char in SIMPLE_ESCAPES.items() if escaped != "'"}
+_ESCAPES = {char: "\\" + escaped for escaped, char in ESCAPES.items() if escaped != "'"}
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -20,12 +20,14 @@ from ._dialects import DEFAULT_DIALECT, DIALECTS, Dialect
 from ._export import TYPED_KEYS, to_json, typed_values
 from ._fast import fast_parse
 from ._getters import get_defbool, get_list, get_long, get_string, strtol
+from ._lexer import SIMPLE_ESCAPES as ESCAPES
 from ._parser import parse_text
 from ._types import ConfigError, Lookup, ParseResult, Setting, Value, rebuild
 
 __all__ = [
     "DEFAULT_DIALECT",
     "DIALECTS",
+    "ESCAPES",
     "TYPED_KEYS",
     "ConfigError",
     "Dialect",

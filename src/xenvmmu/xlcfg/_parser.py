@@ -31,10 +31,6 @@ from ._lexer import Lexer
 
 YYMAXDEPTH = 10000  # bison's default stack limit
 
-# Bison's names for tokens in messages ("+=" is declared as a string alias).
-_TOKEN_NAMES = {"+=": "+="}
-
-_RawValue = "str | list[_RawValue]"
 
 
 class _Crash(Exception):
@@ -160,8 +156,9 @@ def _run(text: str, dialect: str, ctx: _Context) -> None:
         # Syntax error (yyerrlab).
         assert la is not None
         if errstatus == 0:
-            unexpected = _TOKEN_NAMES.get(la[0], la[0])
-            expected = [_TOKEN_NAMES.get(t, t) for t in tables.expected(state)]
+            # Terminals are named as bison prints them ("+=" is the string alias of OP_ADD).
+            unexpected = la[0]
+            expected = tables.expected(state)
             if len(expected) > 4:
                 expected = []
             msg = "syntax error, unexpected " + unexpected
