@@ -25,7 +25,7 @@ LIMITS = {"8tib": (5.0, 1536.0), "16tib": (None, 50.0)}
 
 _CHILD = r"""
 import json, resource, sys, time
-from xenvmmu.model.build import GuestSpec, build_domain
+from xenvmmu.model.build import DomainSpec, build_domain
 from xenvmmu.model.constants import ShadowOp
 from xenvmmu.model.domctl import ShadowControl, paging_domctl
 from xenvmmu.model.guest import write_range
@@ -51,10 +51,10 @@ prof = profile(release)
 base = rss()
 t = time.perf_counter()
 if case == "8tib":
-    d = build_domain(GuestSpec(ram_bytes=8192 << 30, vcpus=4, log_dirty=True, dirty="all"), prof)
+    d = build_domain(DomainSpec(ram_bytes=8192 << 30, vcpus=4, log_dirty=True, dirty="all"), prof)
     sink = DenseBitmap(d.layout.p2m_size)
 else:
-    d = build_domain(GuestSpec(ram_bytes=16384 << 30, vcpus=4, log_dirty=True), prof)
+    d = build_domain(DomainSpec(ram_bytes=16384 << 30, vcpus=4, log_dirty=True), prof)
     write_range(d, 1 << 20, (1 << 20) + (1 << 18))  # the guest touches 1 GiB above 4 GiB
     sink = SparseBitmap(d.layout.p2m_size)
 build = time.perf_counter() - t
@@ -91,7 +91,7 @@ def table() -> None:
     """Work of the longest non-preemptible section of one CLEAN of a fully dirty guest, by
     release and size (closed forms, checked against the generators by tests/model)."""
     from xenvmmu.model import analytic
-    from xenvmmu.model.build import GuestSpec
+    from xenvmmu.model.build import DomainSpec
     from xenvmmu.versions import profile_for
 
     cols = ("entries_read", "entries_written", "bytes_copied", "bytes_zeroed", "pages_mapped",
@@ -103,7 +103,7 @@ def table() -> None:
             prof = profile_for(release)
             for k in range(0, 15):
                 ram = GiB << k
-                spec = GuestSpec(ram_bytes=ram, paging=paging, log_dirty=True, dirty="all")
+                spec = DomainSpec(ram_bytes=ram, paging=paging, log_dirty=True, dirty="all")
                 est = analytic.clean(spec, prof)
                 w = est.longest().as_dict()
                 size = f"{ram >> 30} GiB" if k < 10 else f"{ram >> 40} TiB"

@@ -15,6 +15,7 @@ exception. Facts the research could not pin down are the named fields of ``Assum
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, TypeAlias
@@ -43,12 +44,14 @@ __all__ = [
     "GuestType",
     "Known",
     "Paging",
+    "PagingBehaviour",
     "PoolFormula",
     "Profile",
     "Timeline",
     "Unknown",
     "VersionError",
     "XenVersion",
+    "behaviour_releases",
     "default_pool_kib",
     "first_fixed_release",
     "profile_for",
@@ -106,19 +109,36 @@ class CmdlineRules:
 
 
 @dataclass(frozen=True)
+class PagingBehaviour:
+    """The paging behaviours of one release that the model (``xenvmmu.model``) reads: the one
+    hashable key of every per-release estimate and cache. Built only by :func:`profile_for`
+    (from the table) or directly by a caller exploring a what-if.
+
+    * ``logdirty_preemptible``: the xsa97-hap fix - the log-dirty walk and free check for
+      preemption after each 64 GiB trie node;
+    * ``hap_retype``: HAP ``p2m_change_entry_type_global`` is a full sweep (``"sweep"``,
+      <= 4.4.x) or marks the root entries only (``"lazy"``, from 4.5.0);
+    * ``pool_teardown_preemptible``: freeing the paging pool at destruction is restartable
+      (the 2015 change 0174da5b79 and its backports);
+    * ``p2m_free_preemptible``: XSA-410, p2m pages freed with a check every 1024 pages.
+    """
+
+    logdirty_preemptible: bool = True
+    hap_retype: Literal["sweep", "lazy"] = "lazy"
+    pool_teardown_preemptible: bool = True
+    p2m_free_preemptible: bool = True
+
+
+@dataclass(frozen=True)
 class Profile:
     """What one Xen release does, with sources in the field comments of the table."""
 
     version: XenVersion
     dialect: str  # xl.cfg grammar dialect (xenvmmu.xlcfg.DIALECTS)
-    logdirty_preemptible: bool  # xsa97-hap: log-dirty walk/free preemptible
-    hap_retype: Literal["sweep", "lazy"]  # HAP global p2m type change: full sweep (<=4.4) or lazy
-    pool_teardown_preemptible: bool  # 2015 fix: paging pool freeing restartable
-    p2m_free_preemptible: bool  # XSA-410
+    paging: PagingBehaviour  # what the paging model reads (one hashable key)
     pool_formula: Literal["xend", "xl", "libxl-4.17"]  # default paging pool size formula
     hap_default_follows_host: bool  # >= 4.13: hap default = host capability; creation fails
     virt_caps_reports_hap: bool  # >= 4.13: xl info virt_caps says whether HAP exists
-    # --- added by issue 4 (all defaulted so the stub's constructor keeps working) ---
     patched: frozenset[str] = frozenset()  # distribution patches the operator declared
     # (name, Known|Unknown) for "logdirty_preemptible", "hap_retype_lazy",
     # "pool_teardown_preemptible", "p2m_free_preemptible"; the bool fields above hold the
@@ -133,6 +153,23 @@ class Profile:
     xsa97_first_fixed: XenVersion | None = None  # first fixed release of this branch
     upgrade_to: XenVersion | None = None  # smallest fixed release newer than this one
     notes: tuple[str, ...] = ()
+
+    @property
+    def logdirty_preemptible(self) -> bool:
+        """The xsa97-hap fix (see :class:`PagingBehaviour`)."""
+        return self.paging.logdirty_preemptible
+
+    @property
+    def hap_retype(self) -> Literal["sweep", "lazy"]:
+        return self.paging.hap_retype
+
+    @property
+    def pool_teardown_preemptible(self) -> bool:
+        return self.paging.pool_teardown_preemptible
+
+    @property
+    def p2m_free_preemptible(self) -> bool:
+        return self.paging.p2m_free_preemptible
 
     def assess(self, name: str) -> Known[bool] | Unknown:
         """``Known``/``Unknown`` for one behaviour (see ``assessments``)."""
@@ -203,10 +240,12 @@ def profile_for(
     return Profile(
         version=v,
         dialect=dialect,
-        logdirty_preemptible=xsa97.value is True,
-        hap_retype="lazy" if lazy.value is True else "sweep",
-        pool_teardown_preemptible=tear.value is True,
-        p2m_free_preemptible=p2m.value is True,
+        paging=PagingBehaviour(
+            logdirty_preemptible=xsa97.value is True,
+            hap_retype="lazy" if lazy.value is True else "sweep",
+            pool_teardown_preemptible=tear.value is True,
+            p2m_free_preemptible=p2m.value is True,
+        ),
         pool_formula=row.pool_formula,
         hap_default_follows_host=row.hap_default_follows_host,
         virt_caps_reports_hap=row.virt_caps_reports_hap,
@@ -230,6 +269,21 @@ def first_fixed_release(branch: tuple[int, int]) -> XenVersion | None:
     row, _, _ = row_for(branch)
     first = row.xsa97.first
     return None if first is None else XenVersion(branch[0], branch[1], first)
+
+
+@functools.cache
+def behaviour_releases() -> tuple[XenVersion, ...]:
+    """Every release where a paging behaviour first appears on its branch (the XSA-97 fix,
+    the lazy HAP type change, the restartable pool teardown, XSA-410), sorted: the releases a
+    mitigation can propose as upgrades, from the table and nowhere else."""
+    out: set[XenVersion] = set()
+    for r in BRANCHES:
+        if not r.supported:
+            continue
+        for fix in (r.xsa97, r.hap_retype, r.teardown, r.xsa410):
+            if fix.first is not None:
+                out.add(XenVersion(r.branch[0], r.branch[1], fix.first))
+    return tuple(sorted(out))
 
 
 def upgrade_target(version: XenVersion) -> XenVersion | None:

@@ -1,31 +1,11 @@
-"""Helpers for the model tests: Profiles built directly (no dependency on the release table)."""
+"""Helpers for the model tests: paging behaviours built directly (no dependency on the release
+table), one per behaviour class of the releases."""
 
 from __future__ import annotations
 
-from typing import Literal
+from xenvmmu.versions import PagingBehaviour
 
-from xenvmmu.versions import Profile, XenVersion
-
-
-def make_profile(
-    *,
-    logdirty_preemptible: bool = True,
-    hap_retype: Literal["sweep", "lazy"] = "lazy",
-    pool_teardown_preemptible: bool = True,
-    p2m_free_preemptible: bool = True,
-) -> Profile:
-    """A Profile with the four behaviours the model reads; the other fields are placeholders."""
-    return Profile(
-        version=XenVersion(4, 4, 0),
-        dialect="4.3",
-        logdirty_preemptible=logdirty_preemptible,
-        hap_retype=hap_retype,
-        pool_teardown_preemptible=pool_teardown_preemptible,
-        p2m_free_preemptible=p2m_free_preemptible,
-        pool_formula="xl",
-        hap_default_follows_host=False,
-        virt_caps_reports_hap=False,
-    )
+make_profile = PagingBehaviour
 
 
 #: The releases the issue names, by behaviour (xen-paging.md §10).
@@ -49,7 +29,7 @@ RELEASES = {"4.4.0": R440, "4.4.2": R442, "4.5.0": R450, "4.6": R460, "xsa410": 
 # -- small drivers ---------------------------------------------------------------------------
 from collections import Counter  # noqa: E402
 
-from xenvmmu.model.build import GuestSpec, build_domain  # noqa: E402
+from xenvmmu.model.build import DomainSpec, build_domain  # noqa: E402
 from xenvmmu.model.constants import ShadowOp  # noqa: E402
 from xenvmmu.model.domain import Domain  # noqa: E402
 from xenvmmu.model.domctl import ShadowControl, paging_domctl  # noqa: E402
@@ -61,8 +41,8 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 
-def build(ram: int, profile: Profile = R450, **kw: object) -> Domain:
-    return build_domain(GuestSpec(ram_bytes=ram, **kw), profile)  # type: ignore[arg-type]
+def build(ram: int, profile: PagingBehaviour = R450, **kw: object) -> Domain:
+    return build_domain(DomainSpec(ram_bytes=ram, **kw), profile)  # type: ignore[arg-type]
 
 
 def shadow_op(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from xenvmmu.model import analytic
-from xenvmmu.model.build import GuestSpec, build_domain
-from xenvmmu.model.constants import ShadowOp
+from xenvmmu.model.attack import VRAM_BEGIN_GFN as VRAM
+from xenvmmu.model.build import DomainSpec, build_domain
+from xenvmmu.model.constants import ENODATA, ShadowOp
+from xenvmmu.model.guest import write_range
 from xenvmmu.model.logdirty import log_dirty_disable, log_dirty_enable
 from xenvmmu.model.runner import Never, Sections, drive, run_to_completion
 from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
+from xenvmmu.model.vram import VramRequest, track_dirty_vram
 from xenvmmu.model.work import Work
 
 from .helpers import R417, R440, R442, R450, R460, GiB, MiB, counter, shadow_op
@@ -29,7 +33,7 @@ GUESTS = [
 STATES = [(True, "all"), (True, "none"), (False, "none")]
 
 
-def _teardown_run(spec: GuestSpec, prof: object) -> tuple[Work, list[tuple[Work, int]]]:
+def _teardown_run(spec: DomainSpec, prof: object) -> tuple[Work, list[tuple[Work, int]]]:
     d = build_domain(spec, prof)  # type: ignore[arg-type]
     comp = run_to_completion(lambda _r: paging_teardown(d, 0), Never())
     fin = drive(paging_final_teardown(d))
@@ -50,7 +54,7 @@ def test_estimates_equal_generators(
     ram, paging, vendor, sp = guest
     prof = PROFILES[release]
     log_dirty, dirty = state
-    spec = GuestSpec(ram_bytes=ram, vcpus=2, paging=paging, vendor=vendor,  # type: ignore[arg-type]
+    spec = DomainSpec(ram_bytes=ram, vcpus=2, paging=paging, vendor=vendor,  # type: ignore[arg-type]
                      superpages=sp, log_dirty=log_dirty, dirty=dirty)  # type: ignore[arg-type]
     if log_dirty:
         for peek in (False, True):
@@ -69,7 +73,7 @@ def test_estimates_equal_generators(
 
 
 def test_set_allocation_estimate() -> None:
-    spec = GuestSpec(ram_bytes=4 * GiB)
+    spec = DomainSpec(ram_bytes=4 * GiB)
     d = build_domain(spec, R450)
     from xenvmmu.model.domctl import ShadowControl, paging_domctl
 
@@ -81,7 +85,7 @@ def test_set_allocation_estimate() -> None:
 
 def test_research_numbers_1tib() -> None:
     # fully dirty 1 TiB: 8192 leaves -> 32 MiB of bitmap copied and zeroed by one CLEAN
-    spec = GuestSpec(ram_bytes=1 << 40, log_dirty=True, dirty="all", mmio_hole_bytes=0)
+    spec = DomainSpec(ram_bytes=1 << 40, log_dirty=True, dirty="all", mmio_hole_bytes=0)
     est = analytic.clean(spec, R440)
     assert est.total.bytes_copied == 32 << 20 and est.total.bytes_zeroed == 32 << 20
     assert len(est.sections) == 1  # pre-fix: one section
@@ -92,7 +96,7 @@ def test_research_numbers_1tib() -> None:
 
 
 def test_ten_thousand_estimates_are_fast() -> None:
-    specs = [GuestSpec(ram_bytes=(1 + i % 4096) * GiB, vcpus=1 + i % 8, log_dirty=True,
+    specs = [DomainSpec(ram_bytes=(1 + i % 4096) * GiB, vcpus=1 + i % 8, log_dirty=True,
                        dirty="all", paging="hap" if i % 5 else "shadow") for i in range(10_000)]
     t = time.perf_counter()
     for i, spec in enumerate(specs):
@@ -106,3 +110,58 @@ def test_sections_helper_matches_runner() -> None:
     s.close(Work(entries_read=2), 3)
     s.finish()
     assert s.runs == [(Work(entries_read=1), 1), (Work(entries_read=2), 3), (Work(), 1)]
+
+
+VRAM_GUESTS = [(1 * GiB, 1), (5 * GiB, 2), (70 * GiB, 3)]
+
+
+@pytest.mark.parametrize("release", ["4.4.0", "4.5.0", "xsa410"])
+@pytest.mark.parametrize(("ram", "vcpus"), VRAM_GUESTS)
+@pytest.mark.parametrize("unknown", [None, 100])
+def test_shadow_vram_estimate_equals_generator(
+    ram: int, vcpus: int, release: str, unknown: int | None
+) -> None:
+    """Both calls of shadow dirty-VRAM tracking: the first blows the shadows, the guest
+    refills its pool, the repeated call brute-forces the frames whose mapping is unknown."""
+    prof = PROFILES[release]
+    spec = DomainSpec(ram_bytes=ram, vcpus=vcpus, paging="shadow")
+    est = analytic.track_vram(spec, prof, 768, VRAM, unknown_frames=unknown)
+    d = build_domain(spec, prof)
+    req = VramRequest(VRAM, 768, unknown)
+    first = drive(track_dirty_vram(d, req))
+    assert first.rc == -ENODATA
+    _same(first.sections.runs, first.total, est.call(0))
+    assert d.shadow is not None
+    for _ in range(2):  # every repeated call is the same
+        d.shadow.fill(d.pool.free_pages)
+        run = drive(track_dirty_vram(d, VramRequest(VRAM, 768, unknown)))
+        assert run.rc == 0
+        _same(run.sections.runs, run.total, est.call(1))
+
+
+@pytest.mark.parametrize("release", ["4.4.0", "4.5.0"])
+@pytest.mark.parametrize("ram", [1 * GiB, 70 * GiB])
+def test_hap_vram_repeated_call_equals_generator(ram: int, release: str) -> None:
+    """HAP: once the range is tracked, a call after the guest wrote every frame."""
+    prof = PROFILES[release]
+    spec = DomainSpec(ram_bytes=ram, vcpus=2)
+    est = analytic.track_vram(spec, prof, 4096, VRAM)
+    d = build_domain(spec, prof)
+    drive(track_dirty_vram(d, VramRequest(VRAM, 4096)))
+    for _ in range(3):
+        write_range(d, VRAM, VRAM + 4096)
+        run = drive(track_dirty_vram(d, VramRequest(VRAM, 4096)))
+    _same(run.sections.runs, run.total, est.call(1))
+
+
+def test_pool_too_small_is_found_before_building() -> None:
+    spec = DomainSpec(ram_bytes=64 * GiB, pool_mb=1, log_dirty=True, dirty="all")
+    need = analytic.min_pool_pages(spec)
+    with pytest.raises(ValueError, match="too small"):
+        analytic.clean(spec, R440)
+    with pytest.raises(ValueError, match="too small"):
+        analytic.clean(replace(spec, pool_mb=None, pool_kib=need * 4 - 4), R440)
+    assert analytic.clean(replace(spec, pool_mb=None, pool_kib=need * 4), R440).total
+    # shadow: Xen raises a small pool to its floor (128 pages per vCPU + 1 per MiB)
+    shadow = replace(spec, paging="shadow")
+    assert analytic.clean(shadow, R440).total.shadows_destroyed > 0

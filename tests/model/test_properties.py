@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xenvmmu.model import analytic
-from xenvmmu.model.build import GuestSpec
 from xenvmmu.model.constants import ERESTART, ShadowOp
 from xenvmmu.model.domctl import ShadowControl, paging_domctl
 from xenvmmu.model.guest import dm_mark_dirty, write_pages
 from xenvmmu.model.runner import Bernoulli, Never, Policy, drive, run_to_completion
 from xenvmmu.model.sink import DenseBitmap
+from xenvmmu.model.spec import DomainSpec
 from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
 from xenvmmu.model.work import Work
 
@@ -172,7 +172,7 @@ SIZES = [1 << k for k in range(30, 45)]  # 1 GiB .. 16 TiB
 
 
 def _longest(prof: object, ram: int, paging: str = "hap") -> Work:
-    spec = GuestSpec(ram_bytes=ram, paging=paging, log_dirty=True, dirty="all")  # type: ignore[arg-type]
+    spec = DomainSpec(ram_bytes=ram, paging=paging, log_dirty=True, dirty="all")  # type: ignore[arg-type]
     return analytic.clean(spec, prof).longest()  # type: ignore[arg-type]
 
 

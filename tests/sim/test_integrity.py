@@ -45,9 +45,9 @@ def test_migration_sends_every_written_page_after_its_last_write(
 
 def test_migration_recording_is_off_by_default_and_needs_the_model() -> None:
     assert MigrationParams().record is None
-    with pytest.raises(ValueError, match="real model"):
+    with pytest.raises(ValueError, match="do not cover"):
         run_scenario("migration", xen_version="4.5.0", memory_bytes=1 * GiB,
-                     ops="stand-in", params=MigrationParams(record=PageLog()))
+                     ops="closed-form", params=MigrationParams(record=PageLog()))
 
 
 ATTACK_SIZES = (1 * GiB, 64 * GiB, 1 * TiB, 16 * TiB)
@@ -59,7 +59,7 @@ def _attack_max_section_ms(version: str) -> list[float]:
         m = run_scenario("attack", xen_version=version, paging="hap", memory_bytes=size,
                          params=AttackParams(duration_ms=5.0, max_calls=2))
         assert m.op("shadow_op.clean").calls >= 1
-        assert m.extra["ops"] == ("model" if size <= 256 * GiB else "stand-in")
+        assert m.extra["ops"] == ("model" if size <= 256 * GiB else "closed-form")
         out.append(m.max_nonpreemptible_ms)
     return out
 

@@ -17,7 +17,11 @@ def clean_text(text: str) -> str:
     if text.isascii():
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-Severity = Literal["critical", "high", "medium", "low", "none"]
+
+
+#: "critical" at or above the watchdog timeout, "high" from 100 ms, "medium" from the latency
+#: budget (``xenvmmu.audit.rules.severity_for``); "none" when not affected.
+Severity = Literal["critical", "high", "medium", "none"]
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,11 @@ class InputError:
 
 @dataclass(frozen=True)
 class AuditReport:
-    """Everything one `xenvmmu audit` run found."""
+    """Everything one `xenvmmu audit` run (:func:`xenvmmu.audit.run_audit`) found."""
 
     findings: tuple[Finding, ...]
     errors: tuple[InputError, ...] = ()
     host: dict[str, object] = field(default_factory=dict)  # facts about the host, for output
     budget_ms: float = 30.0
     tool_version: str = ""
+    inputs_read: int = 0  # input files read (xl.cfg or JSON), whatever they held

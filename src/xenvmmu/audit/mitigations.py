@@ -11,40 +11,46 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Literal
 
-from ..costs.estimate import estimate_ops
 from ..toolstack import GuestSpec, HostSpec
-from ..versions import Profile, XenVersion, profile_for
-from .findings import Mitigation
+from ..versions import Paging, PagingBehaviour, Profile, XenVersion, behaviour_releases, profile_for
+from .findings import Mitigation, OpStall
+from .operations import PoolTooSmall, estimate_ops
 from .settings import AuditSettings
 
-Paging = Literal["hap", "shadow"]
-#: The first release whose HAP log-dirty CLEAN no longer sweeps the whole p2m (lazy retype).
-LAZY_RETYPE_RELEASE = XenVersion(4, 5, 0)
 #: Shadow pool floor (pages): 128 per vCPU plus one (xen/arch/x86/mm/shadow/common.c @
 #: RELEASE-4.4.0, shadow_min_acceptable_pages) plus one page per MiB of guest RAM.
 SHADOW_FLOOR_PAGES_PER_VCPU = 128
 
 
+def op_stalls(
+    pages: int, pool_pages: int, mode: Paging, behaviour: PagingBehaviour, vcpus: int,
+    settings: AuditSettings,
+) -> tuple[OpStall, ...]:
+    """Every operation against this guest, priced with the run's costs (cached per run on
+    the estimates, which are themselves cached on their inputs)."""
+    from .rules import stalls  # rules imports this module
+
+    ops = estimate_ops(pages, pool_pages, mode, behaviour, vcpus, settings.attack)
+    priced = settings.cache.get(ops)
+    if priced is None:
+        priced = stalls(ops, settings.costs)
+        settings.cache[ops] = priced
+    assert isinstance(priced, tuple)
+    return priced
+
+
 def worst_section_ms(
-    pages: int, pool_pages: int, mode: Paging, profile: Profile, settings: AuditSettings
+    pages: int, pool_pages: int, mode: Paging, behaviour: PagingBehaviour, vcpus: int,
+    settings: AuditSettings,
 ) -> float:
-    """The longest non-preemptible section of XSA-97's own operations, in ms (cached)."""
-    # Only these Profile fields shape the estimate; hashing the whole Profile is slow.
-    key = (pages, pool_pages, mode, profile.logdirty_preemptible, profile.hap_retype)
-    ms = settings.cache.get(key)
-    if ms is None:
-        ops = estimate_ops(pages, pool_pages, mode, profile, settings.attack)
-        ms = max(settings.costs.ms(o.section) for o in ops if not o.related)
-        settings.cache[key] = ms
-    assert isinstance(ms, float)
-    return ms
-
-
-@functools.cache
-def _profile(version: XenVersion) -> Profile:
-    return profile_for(version)
+    """The longest non-preemptible section of XSA-97's own operations, in ms. A pool too
+    small for the worst-case state holds no shadows to flush: 0."""
+    try:
+        ops = op_stalls(pages, pool_pages, mode, behaviour, vcpus, settings)
+    except PoolTooSmall:
+        return 0.0
+    return max(o.worst_case_ms for o in ops if not o.related)
 
 
 def _largest_under(limit: int, fits: Callable[[int], bool]) -> int:
@@ -68,10 +74,12 @@ def mitigations_for(
     mode: Paging,
     pages: int,
     pool_pages: int,
+    vcpus: int,
     settings: AuditSettings,
 ) -> tuple[Mitigation, ...]:
     """Effective mitigations for an affected guest of ``pages`` pages and ``pool_pages``."""
     budget = settings.budget_ms
+    beh = profile.paging
     out: list[Mitigation] = [
         Mitigation(
             "pv",
@@ -87,10 +95,10 @@ def mitigations_for(
             if guest.hap is False
             else "remove hap=0 / no-hap from the Xen command line"
         )
-        if worst_section_ms(pages, hap_pool, "hap", profile, settings) < budget:
+        if worst_section_ms(pages, hap_pool, "hap", beh, vcpus, settings) < budget:
             out.append(Mitigation("hap_on", f"Use HAP instead of shadow paging: {where}."))
         else:
-            later = _first_fixing_release(host, profile, pages, hap_pool, "hap", settings)
+            later = _first_fixing_release(host, pages, hap_pool, "hap", vcpus, settings)
             if later is not None:
                 out.append(
                     Mitigation(
@@ -103,7 +111,7 @@ def mitigations_for(
     if mode == "hap":
         mib = _largest_under(
             pages // 256,
-            lambda m: worst_section_ms(m * 256, pool_pages, "hap", profile, settings) < budget,
+            lambda m: worst_section_ms(m * 256, pool_pages, "hap", beh, vcpus, settings) < budget,
         )
         if mib >= 256:
             out.append(
@@ -115,11 +123,10 @@ def mitigations_for(
                 )
             )
     else:
-        floor = (
-            SHADOW_FLOOR_PAGES_PER_VCPU * ((guest.maxvcpus or guest.vcpus or 1) + 1) + pages // 256
-        )
+        floor = SHADOW_FLOOR_PAGES_PER_VCPU * (vcpus + 1) + pages // 256
         max_pool = _largest_under(
-            pool_pages, lambda p: worst_section_ms(pages, p, "shadow", profile, settings) < budget
+            pool_pages,
+            lambda p: worst_section_ms(pages, p, "shadow", beh, vcpus, settings) < budget,
         )
         if max_pool >= floor:
             out.append(
@@ -132,7 +139,7 @@ def mitigations_for(
             )
 
     if mode == "hap":
-        later = _first_fixing_release(host, profile, pages, pool_pages, "hap", settings)
+        later = _first_fixing_release(host, pages, pool_pages, "hap", vcpus, settings)
         if later is not None:
             out.append(Mitigation("upgrade", f"Upgrade Xen to {later} or later."))
         if not profile.logdirty_preemptible:
@@ -141,7 +148,7 @@ def mitigations_for(
                 patched=frozenset({"xsa97-hap"}),
                 changeset_date=host.changeset_date,
             )
-            if worst_section_ms(pages, pool_pages, "hap", patched, settings) < budget:
+            if worst_section_ms(pages, pool_pages, "hap", patched.paging, vcpus, settings) < budget:
                 out.append(
                     Mitigation("patch", f"Apply the xsa97-hap patch to Xen {host.xen_version}.")
                 )
@@ -157,20 +164,21 @@ def mitigations_for(
     return tuple(out)
 
 
+@functools.cache
+def _behaviour(version: XenVersion) -> PagingBehaviour:
+    return profile_for(version).paging
+
+
 def _first_fixing_release(
-    host: HostSpec,
-    profile: Profile,
-    pages: int,
-    pool_pages: int,
-    mode: Paging,
+    host: HostSpec, pages: int, pool_pages: int, mode: Paging, vcpus: int,
     settings: AuditSettings,
 ) -> XenVersion | None:
-    candidates = [
-        v
-        for v in (profile.upgrade_to, LAZY_RETYPE_RELEASE)
-        if v is not None and v > host.xen_version
-    ]
-    for v in sorted(set(candidates)):
-        if worst_section_ms(pages, pool_pages, mode, _profile(v), settings) < settings.budget_ms:
+    """The oldest newer release (among those where a paging behaviour changes) that brings
+    this guest under the budget."""
+    for v in behaviour_releases():
+        if v <= host.xen_version:
+            continue
+        beh = _behaviour(v)
+        if worst_section_ms(pages, pool_pages, mode, beh, vcpus, settings) < settings.budget_ms:
             return v
     return None

@@ -14,11 +14,11 @@ teardown and set_allocation are reported as related operations beside it.
 from __future__ import annotations
 
 from ..costs import CostProfile
-from ..costs.estimate import OpEstimate, Paging, estimate_ops
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Profile, Unknown
 from .findings import Finding, Mitigation, OpStall, Severity, SourceRef, Verdict, clean_text
-from .mitigations import mitigations_for
+from .mitigations import mitigations_for, op_stalls
+from .operations import OpEstimate, PoolTooSmall, pool_for_estimate
 from .settings import DEFAULT_BUDGET_MS, AuditSettings
 
 CVE_HAP = "CVE-2014-5146"
@@ -42,33 +42,19 @@ def severity_for(
     return "none"
 
 
-def stalls(ops: list[OpEstimate], costs: CostProfile) -> tuple[OpStall, ...]:
+def stalls(ops: tuple[OpEstimate, ...], costs: CostProfile) -> tuple[OpStall, ...]:
+    """The operations priced with ``costs``: each one's longest non-preemptible section."""
     return tuple(
         OpStall(
             op=o.op,
             trigger=", ".join(o.triggers),
             preemptible=o.preemptible,
-            worst_case_ms=round(costs.ms(o.section), 3),
+            worst_case_ms=round(o.worst_ns(costs.ns_per_unit) / 1e6, 3),
             related=o.related,
             reference=o.reference,
         )
         for o in ops
     )
-
-
-def _op_stalls(
-    pages: int, pool_pages: int, mode: Paging, profile: Profile, settings: AuditSettings
-) -> tuple[OpStall, ...]:
-    """``stalls`` of every operation, cached per run: fleets repeat guest shapes."""
-    key = ("ops", pages, pool_pages, mode, profile.logdirty_preemptible, profile.hap_retype,
-           profile.pool_teardown_preemptible, profile.p2m_free_preemptible)
-    cached = settings.cache.get(key)
-    if cached is None:
-        cached = stalls(estimate_ops(pages, pool_pages, mode, profile, settings.attack),
-                        settings.costs)
-        settings.cache[key] = cached
-    assert isinstance(cached, tuple)
-    return cached
 
 
 def worst_ms(ops: tuple[OpStall, ...]) -> float:
@@ -82,6 +68,11 @@ def guest_pages(guest: GuestSpec) -> int | None:
     if guest.maxmem_mib is not None:
         return guest.maxmem_mib * 256
     return None
+
+
+def guest_vcpus(guest: GuestSpec) -> int:
+    """vCPUs the paging state is sized for: the maximum, else the boot count, else 1."""
+    return guest.maxvcpus or guest.vcpus or 1
 
 
 def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSettings) -> Finding:
@@ -111,9 +102,22 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         reasons.append(pool.reason if pool.kib is None else "guest memory size unknown")
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
     pool_pages = (pool.applied_kib or pool.kib or 0) // 4
-    ops = _op_stalls(pages, pool_pages, mode, profile, settings)
-    worst = worst_ms(ops)
+    vcpus = guest_vcpus(guest)
     reasons.append(pool.reason)
+    needed = pool_for_estimate(pages, pool_pages, mode, vcpus)
+    if needed > pool_pages:
+        reasons.append(
+            f"the paging pool ({pool_pages * 4:,} KiB) cannot hold this guest's whole p2m and "
+            f"log-dirty bitmap ({needed * 4:,} KiB): Xen would fail some of their allocations; "
+            "estimated as if they succeeded (an upper bound)"
+        )
+        pool_pages = needed
+    try:
+        ops = op_stalls(pages, pool_pages, mode, profile.paging, vcpus, settings)
+    except PoolTooSmall as e:  # a state the closed forms do not cover
+        reasons.append(f"not estimated: {e}")
+        return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
+    worst = worst_ms(ops)
     worst_op = max((o for o in ops if not o.related), key=lambda o: o.worst_case_ms)
     verdict = "affected" if worst >= settings.budget_ms else "not_affected"
     budget = f"{settings.budget_ms:g} ms budget"
@@ -130,7 +134,7 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         reasons.append(
             f"the watchdog is on ({host.watchdog_timeout} s): such a stall panics the host"
         )
-    fixes = (mitigations_for(guest, host, profile, mode, pages, pool_pages, settings)
+    fixes = (mitigations_for(guest, host, profile, mode, pages, pool_pages, vcpus, settings)
              if verdict == "affected" else ())
     watchdog_ms = host.watchdog_timeout * 1000 if host.watchdog_timeout else WATCHDOG_MS
     return _finish(

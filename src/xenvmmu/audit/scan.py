@@ -9,7 +9,6 @@ scan goes on. Nothing read is ever executed.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -126,22 +125,6 @@ def _read(path: str, size: int, errors: list[InputError], *, explicit: bool) -> 
     if is_cfg or explicit:
         return Input(path, "xlcfg", data)
     return None
-
-
-def parse_json(item: Input) -> tuple[object | None, InputError | None]:
-    """Decode a JSON input; errors name the file and line."""
-    try:
-        text = item.data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return None, InputError(
-            item.path, None, f"not UTF-8 text (byte {e.start}): cannot read JSON"
-        )
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as e:
-        return None, InputError(item.path, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})")
-    except RecursionError:
-        return None, InputError(item.path, None, "invalid JSON: nested too deeply")
 
 
 def _why(e: OSError) -> str:

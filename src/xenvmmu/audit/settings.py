@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..costs import CostProfile
-from ..costs.estimate import DEFAULT_ATTACK, AttackAssumptions
+from ..model.attack import DEFAULT_ATTACK, AttackAssumptions
 
 #: One credit-scheduler timeslice (30 ms, xen/common/sched/credit.c): the longest a vCPU
 #: expects to wait for its pCPU under normal scheduling.
@@ -17,6 +17,6 @@ class AuditSettings:
     costs: CostProfile
     budget_ms: float = DEFAULT_BUDGET_MS
     attack: AttackAssumptions = DEFAULT_ATTACK
-    #: Worst-case sections already computed in this run, keyed by (pages, pool pages, paging,
-    #: profile): fleets repeat sizes, and mitigations re-estimate many sizes per guest.
+    #: Priced operations of this run, keyed by the (hashable, cached) estimates they price:
+    #: fleets repeat sizes, and mitigations re-estimate many sizes per guest.
     cache: dict[object, object] = field(default_factory=dict, compare=False, repr=False)

@@ -16,34 +16,22 @@ import argparse
 import sys
 from typing import TextIO
 
-from .. import __version__
-from ..audit.findings import AuditReport, Finding, InputError
+from ..audit.api import audit_settings, run_audit
 from ..audit.format import DEFAULT_FORMAT, FORMATS, get_formatter, write_atomic
-from ..audit.rules import assess
-from ..audit.scan import Input, scan
 from ..audit.settings import DEFAULT_BUDGET_MS, AuditSettings
-from ..costs import CostProfileError, default_profile, load_profile
-from ..toolstack import (
-    HostOverrides,
-    HostSpec,
-    InputFileError,
-    guest_from_xlcfg,
-    guests_from_xl_list,
-    host_from_flags,
-    load_host,
-)
+from ..costs import CostProfileError
+from ..toolstack import HostOverrides, HostSpec, InputFileError, host_from_flags, load_host
 from ..versions import KNOWN_PATCHES, Profile, VersionError, XenVersion
 
 EXIT_NONE, EXIT_AFFECTED, EXIT_USAGE, EXIT_UNASSESSED = 0, 1, 2, 3
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
+    """Description and arguments of `xenvmmu audit` (``xenvmmu.cli`` calls it)."""
     doc = (__doc__ or "").split("\n\n")
-    p = sub.add_parser(
-        "audit", help="which guests can stall a CPU (XSA-97), for how long, and the fix",
-        description=doc[1] if len(doc) > 1 else None, epilog=doc[-1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p.description = doc[1] if len(doc) > 1 else None
+    p.epilog = doc[-1]
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="xl.cfg files, `xl list -l` JSON files, or directories of them")
     h = p.add_argument_group("host (flags override what --host says)")
@@ -82,15 +70,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except (InputFileError, CostProfileError, VersionError, ValueError) as e:
         print(f"xenvmmu audit: {e}", file=err)
         return EXIT_USAGE
-    inputs, errors = scan(args.paths)
-    findings: list[Finding] = []
-    for item in inputs:
-        findings.extend(_assess_input(item, host, profile, settings, errors))
-    report = AuditReport(
-        findings=tuple(findings), errors=tuple(errors), host=_host_facts(host, profile),
-        budget_ms=settings.budget_ms, tool_version=__version__,
-    )
-    if not findings and not inputs:
+    report = run_audit(args.paths, host, settings, profile=profile)
+    findings, errors = report.findings, report.errors
+    if not findings and not report.inputs_read:
         print("xenvmmu audit: nothing readable among the inputs", file=err)
         for problem in errors:
             print(f"xenvmmu audit: {problem.path}: {problem.message}", file=err)
@@ -108,7 +90,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             return EXIT_USAGE
     else:
         out.write(text)
-    print(f"xenvmmu audit: {len(inputs)} input file(s), {len(findings)} guest(s), "
+    print(f"xenvmmu audit: {report.inputs_read} input file(s), {len(findings)} guest(s), "
           f"{len(errors)} input error(s)", file=err)
     if any(f.verdict == "affected" for f in findings):
         return EXIT_AFFECTED
@@ -120,7 +102,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 def _setup(args: argparse.Namespace) -> tuple[AuditSettings, HostSpec, Profile]:
     if args.budget_ms <= 0:
         raise ValueError("--budget-ms must be positive")
-    costs = load_profile(args.costs) if args.costs else default_profile()
+    settings = audit_settings(budget_ms=args.budget_ms, costs=args.costs or None)
     overrides = HostOverrides(
         xen_version=XenVersion.parse(args.xen_version) if args.xen_version else None,
         arch=args.arch, cmdline=args.cmdline, cpu_hap=args.cpu_hap, watchdog=args.watchdog,
@@ -135,34 +117,4 @@ def _setup(args: argparse.Namespace) -> tuple[AuditSettings, HostSpec, Profile]:
         )
     else:
         raise ValueError("describe the host: give --host XL_INFO_FILE or --xen-version V")
-    profile = host.profile(patched=frozenset(args.patched))
-    return AuditSettings(costs=costs, budget_ms=args.budget_ms), host, profile
-
-
-def _assess_input(item: Input, host: HostSpec, profile: Profile, settings: AuditSettings,
-                  errors: list[InputError]) -> list[Finding]:
-    if item.kind == "xlcfg":
-        guest = guest_from_xlcfg(item.data, profile, source=item.path, arch=host.arch)
-        return [assess(guest, host, profile, settings)]
-    try:
-        listing = guests_from_xl_list(item.data, source=item.path)
-    except InputFileError as e:
-        errors.append(InputError(e.path, e.line, e.message))
-        return []
-    return [assess(g, host, profile, settings) for g in listing.guests]
-
-
-def _host_facts(host: HostSpec, profile: Profile) -> dict[str, object]:
-    return {
-        "source": host.source,
-        "xen_version": str(host.xen_version),
-        "arch": host.arch,
-        "cpu_hap": host.cpu_hap,
-        "cpu_hap_assumed": host.cpu_hap_assumed,
-        "hap_enabled": host.hap_enabled,
-        "watchdog": host.watchdog,
-        "watchdog_timeout_s": host.watchdog_timeout,
-        "xsa97_fixed": profile.logdirty_preemptible,
-        "hap_retype": profile.hap_retype,
-        "patched": sorted(profile.patched),
-    }
+    return settings, host, host.profile(patched=frozenset(args.patched))

@@ -24,15 +24,14 @@ _NUMBER = re.compile(r"[0-9][0-9a-fx]*")
 _ESCAPES = {char: "\\" + escaped for escaped, char in ESCAPES.items() if escaped != "'"}
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "parse",
-        help="parse xl.cfg files exactly as xl does",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Dialects: "
+def configure(p: argparse.ArgumentParser) -> None:
+    """Description and arguments of `xenvmmu parse` (``xenvmmu.cli`` calls it)."""
+    p.description = __doc__.split("\n\n")[0] if __doc__ else None
+    p.epilog = (
+        "Dialects: "
         + ", ".join(f"{name}" for name in xlcfg.DIALECTS)
         + " (the first Xen release whose parser behaves that way; "
-        "4.3 covers 4.3-4.5, 4.7 covers 4.7-4.12, 4.13 covers 4.13 and later).",
+        "4.3 covers 4.3-4.5, 4.7 covers 4.7-4.12, 4.13 covers 4.13 and later)."
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="xl.cfg file ('-' reads stdin)")
     p.add_argument(

@@ -39,12 +39,11 @@ def parse_size(text: str) -> int:
     return value
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
+    """Description and arguments of `xenvmmu simulate` (``xenvmmu.cli`` calls it)."""
     doc = (__doc__ or "").split("\n\n")
-    p = sub.add_parser(
-        "simulate", help="run a scenario on a modelled Xen host and measure the stalls",
-        description="\n\n".join(doc[1:]), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p.description = "\n\n".join(doc[1:])
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument("--xen", default="4.4.0", metavar="V",
                    help="Xen release whose behaviour is modelled (default: %(default)s)")

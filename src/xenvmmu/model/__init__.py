@@ -16,40 +16,55 @@ operations under a preemption :class:`~runner.Policy`; :mod:`analytic` gives the
 closed form. Per-release behaviour comes only from :class:`xenvmmu.versions.Profile`
 (``logdirty_preemptible``, ``hap_retype``, ``pool_teardown_preemptible``,
 ``p2m_free_preemptible``).
+
+Importing this package imports none of its submodules: each name below is loaded from its
+submodule on first access, so ``import xenvmmu.model.work`` (as the cost profile does) does
+not bring in numpy.
 """
 
 from __future__ import annotations
 
-from xenvmmu.model.build import BuildError, GuestSpec, apply_dirty, build_domain, default_pool_mb
-from xenvmmu.model.constants import P2MType, ShadowOp
-from xenvmmu.model.domain import Domain, PreemptState, VramTracking
-from xenvmmu.model.domctl import paging_domctl
-from xenvmmu.model.logdirty import ShadowControl
-from xenvmmu.model.runner import (
-    Always,
-    AtIndices,
-    Bernoulli,
-    Completion,
-    Never,
-    OpRun,
-    Policy,
-    drive,
-    run_to_completion,
-)
-from xenvmmu.model.sink import DenseBitmap, SparseBitmap
-from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
-from xenvmmu.model.vram import VramRequest, track_dirty_vram
-from xenvmmu.model.work import (
-    FIELDS,
-    PROXY_WEIGHTS,
-    ZERO,
-    Loop,
-    Op,
-    PreemptCheck,
-    Step,
-    Work,
-    WorkStep,
-)
+from typing import TYPE_CHECKING
+
+from xenvmmu._lazy import export_dir, load_export
+
+if TYPE_CHECKING:
+    from xenvmmu.model.build import (
+        BuildError,
+        DomainSpec,
+        apply_dirty,
+        build_domain,
+        default_pool_mb,
+    )
+    from xenvmmu.model.constants import P2MType, ShadowOp
+    from xenvmmu.model.domain import Domain, PreemptState, VramTracking
+    from xenvmmu.model.domctl import paging_domctl
+    from xenvmmu.model.logdirty import ShadowControl
+    from xenvmmu.model.runner import (
+        Always,
+        AtIndices,
+        Bernoulli,
+        Completion,
+        Never,
+        OpRun,
+        Policy,
+        drive,
+        run_to_completion,
+    )
+    from xenvmmu.model.sink import DenseBitmap, SparseBitmap
+    from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
+    from xenvmmu.model.vram import VramRequest, track_dirty_vram
+    from xenvmmu.model.work import (
+        FIELDS,
+        PROXY_WEIGHTS,
+        ZERO,
+        Loop,
+        Op,
+        PreemptCheck,
+        Step,
+        Work,
+        WorkStep,
+    )
 
 __all__ = [
     "FIELDS",
@@ -62,7 +77,7 @@ __all__ = [
     "Completion",
     "DenseBitmap",
     "Domain",
-    "GuestSpec",
+    "DomainSpec",
     "Loop",
     "Never",
     "Op",
@@ -89,3 +104,30 @@ __all__ = [
     "run_to_completion",
     "track_dirty_vram",
 ]
+
+_EXPORTS = {
+    "build": ("BuildError", "DomainSpec", "apply_dirty", "build_domain", "default_pool_mb"),
+    "constants": ("P2MType", "ShadowOp"),
+    "domain": ("Domain", "PreemptState", "VramTracking"),
+    "domctl": ("paging_domctl",),
+    "logdirty": ("ShadowControl",),
+    "runner": (
+        "Always", "AtIndices", "Bernoulli", "Completion", "Never", "OpRun", "Policy", "drive",
+        "run_to_completion",
+    ),
+    "sink": ("DenseBitmap", "SparseBitmap"),
+    "teardown": ("paging_final_teardown", "paging_teardown"),
+    "vram": ("VramRequest", "track_dirty_vram"),
+    "work": (
+        "FIELDS", "PROXY_WEIGHTS", "ZERO", "Loop", "Op", "PreemptCheck", "Step", "Work",
+        "WorkStep",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    return load_export(__name__, _EXPORTS, name, globals())
+
+
+def __dir__() -> list[str]:
+    return export_dir(_EXPORTS, globals())

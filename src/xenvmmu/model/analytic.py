@@ -1,34 +1,37 @@
-"""Closed-form work of each operation: total, and every non-preemptible section.
+"""The one closed form of every paging operation: total work and every non-preemptible section.
 
-For a guest described by a :class:`~xenvmmu.model.build.GuestSpec` (RAM, vCPUs, paging mode,
-vendor, superpages, pool size; dirty state "none" or "all") and a
-:class:`~xenvmmu.versions.Profile`, each function returns an :class:`Estimate` without building
-anything: the layout's few ranges give every count (:class:`~xenvmmu.model.shape.Shape`).
+For a guest described by a :class:`~xenvmmu.model.spec.DomainSpec` (RAM, vCPUs, paging mode,
+superpages, pool size; dirty state "none" or "all") and a release's
+:class:`~xenvmmu.versions.PagingBehaviour`, each function returns an :class:`Estimate` without
+building anything: the layout's few ranges give every count (:class:`~xenvmmu.model.shape.Shape`).
 
 How: each function writes the operation's *step program* in compact form - the same
-WorkStep / PreemptCheck / Loop vocabulary the generators yield, with identical consecutive
-iterations folded into a Loop - and the runner's own section logic splits it. Tests hold that an
-estimate equals driving the real generator (never preempted) on small and medium guests, section
-for section. The auditor evaluates ~10,000 guests in well under a second.
+WorkStep / PreemptCheck / Loop vocabulary the generators yield, with identical iterations
+folded into a Loop - and the runner's own section logic splits it. ``Estimate.calls`` keeps the
+program, one tuple of steps per hypercall (or RCU callback), so the simulator can *replay* it
+(:mod:`xenvmmu.sim.replay`) for guests too large to build. Tests hold that an estimate equals
+driving the real generator (never preempted) section for section, and the auditor prices the
+same estimates with a cost profile: there is no other formula for these operations.
 
-Shadow pool teardown is the one place that iterates: over evicted shadow trees (one per pinned
-top-level shadow, at most pool/256), reusing :class:`~xenvmmu.model.shadow.ShadowPool` counts.
+Every public function is cached on its (hashable) arguments: fleets repeat guest shapes and the
+auditor's mitigations re-estimate many sizes.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from xenvmmu.model.build import GuestSpec
-from xenvmmu.model.constants import ENTRIES, P2M_TEARDOWN_BATCH, PAGE_SIZE
-from xenvmmu.model.pool import PagingPool
+from xenvmmu.model.constants import ENTRIES, P2M_TEARDOWN_BATCH, PAGE_SIZE, SHADOW_HASH_BUCKETS
 from xenvmmu.model.runner import Sections, longest
-from xenvmmu.model.shadow import ShadowPool
 from xenvmmu.model.shape import Shape, SlotShape
+from xenvmmu.model.spec import DomainSpec
 from xenvmmu.model.work import PROXY_WEIGHTS, ZERO, Loop, PreemptCheck, Step, Work, WorkStep
-from xenvmmu.versions import Profile
+from xenvmmu.versions import PagingBehaviour
+
+_cached = functools.lru_cache(maxsize=1 << 14)
 
 _CHECK = PreemptCheck("analytic")
 #: The end of one hypercall (or continuation) and the start of the next: a section boundary.
@@ -43,10 +46,21 @@ class Estimate:
     total: Work
     sections: tuple[tuple[Work, int], ...]
     checks: int
+    #: The step program, one tuple per call (hypercall, continuation-free; the teardown's
+    #: second call is the RCU-time final teardown).
+    calls: tuple[tuple[Step, ...], ...] = field(default=(), compare=False, repr=False)
 
     def longest(self, weights: Mapping[str, float] = PROXY_WEIGHTS) -> Work:
         """The heaviest non-preemptible section under ``weights`` (e.g. ns per unit)."""
         return longest(self.sections, weights)
+
+    def call(self, i: int) -> Estimate:
+        """Call ``i`` alone (the teardown's relinquish is 0, its RCU-time final teardown 1)."""
+        return _estimate(self.op, list(self.calls[i]))
+
+    def longest_ns(self, ns_per_unit: Mapping[str, float]) -> float:
+        """The heaviest section's cost under ``ns_per_unit`` (a cost profile's prices)."""
+        return max((w.weighted(ns_per_unit) for w, _ in self.sections), default=0.0)
 
     def counter(self) -> Counter[Work]:
         c: Counter[Work] = Counter()
@@ -59,12 +73,17 @@ def _estimate(op: str, steps: list[Step]) -> Estimate:
     secs = Sections()
     total = ZERO
     checks = 0
+    calls: list[tuple[Step, ...]] = []
+    call: list[Step] = []
     for st in steps:
         if isinstance(st, WorkStep):
             secs.add(st.work)
             total = total + st.work
         elif st is _CALL_END:
             secs.finish()
+            calls.append(tuple(call))
+            call = []
+            continue
         elif isinstance(st, PreemptCheck):
             secs.close()
             checks += 1
@@ -75,8 +94,10 @@ def _estimate(op: str, steps: list[Step]) -> Estimate:
             secs.close(st.work, st.count - 1)
             total = total + st.work * st.count
             checks += st.count
+        call.append(st)
     secs.finish()
-    return Estimate(op, total, tuple(secs.runs), checks)
+    calls.append(tuple(call))
+    return Estimate(op, total, tuple(secs.runs), checks, tuple(calls))
 
 
 def _w(work: Work) -> WorkStep:
@@ -91,10 +112,18 @@ def _repeat(work: Work, n: int, check: bool) -> list[Step]:
     return [_w(work * n)]
 
 
+@_cached
+def min_pool_pages(spec: DomainSpec) -> int:
+    """The smallest paging pool, in pages, that holds this state's p2m, log-dirty bitmap and
+    monitor tables (with no page left for shadows)."""
+    sh = Shape(replace(spec, pool_mb=None, pool_kib=1 << 62, shadow_pages=0))
+    return sh.p2m_pages + spec.vcpus
+
+
 # -- hooks -----------------------------------------------------------------------------------
-def _retype(sh: Shape, profile: Profile, to_logdirty: bool, marked: bool) -> Work:
+def _retype(sh: Shape, beh: PagingBehaviour, to_logdirty: bool, marked: bool) -> Work:
     """``p2m_change_entry_type_global`` (sweep or root marking), flush included."""
-    if profile.hap_retype == "sweep":
+    if beh.hap_retype == "sweep":
         tables = sh.p2m_tables
         if to_logdirty:  # rw -> logdirty: every RAM leaf that is rw now
             writes = 0 if (sh.spec.log_dirty and not sh.dirty) else _leaves(sh)
@@ -126,11 +155,11 @@ def _blow(sh: Shape) -> Work:
     )
 
 
-def _clean_hook(sh: Shape, profile: Profile) -> Work:
+def _clean_hook(sh: Shape, beh: PagingBehaviour) -> Work:
     if sh.spec.paging == "shadow":
         return _blow(sh)
-    marked = profile.hap_retype == "lazy" and sh.spec.log_dirty and not sh.dirty
-    return _retype(sh, profile, True, marked) + Work(tlb_flushes=1)
+    marked = beh.hap_retype == "lazy" and sh.spec.log_dirty and not sh.dirty
+    return _retype(sh, beh, True, marked) + Work(tlb_flushes=1)
 
 
 # -- PEEK / CLEAN --------------------------------------------------------------------------------
@@ -146,12 +175,13 @@ def _slot_work(s: SlotShape, clean: bool, bitmap: bool, fixed: bool) -> Work:
     )
 
 
+@_cached
 def clean(
-    spec: GuestSpec, profile: Profile, *, peek: bool = False, bitmap: bool = True
+    spec: DomainSpec, beh: PagingBehaviour, *, peek: bool = False, bitmap: bool = True
 ) -> Estimate:
     """One CLEAN (or PEEK) over ``p2m_size`` pfns, as the toolstack issues it."""
     sh = Shape(spec)
-    fixed = profile.logdirty_preemptible
+    fixed = beh.logdirty_preemptible
     do_clean = not peek
     slots = sh.slots()
     top = sh.trie_pages > 0
@@ -170,24 +200,25 @@ def clean(
         for s in slots:
             steps.append(_w(_slot_work(s, do_clean, bitmap, False) * s.multiplicity))
     if do_clean:
-        steps.append(_w(_clean_hook(sh, profile)))
+        steps.append(_w(_clean_hook(sh, beh)))
     return _estimate("peek" if peek else "clean", steps)
 
 
 # -- ENABLE / OFF ---------------------------------------------------------------------------------
-def enable(spec: GuestSpec, profile: Profile) -> Estimate:
+@_cached
+def enable(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
     """Log-dirty ENABLE on a guest that has it off (spec.log_dirty False, dirty "none")."""
     sh = Shape(spec)
     if spec.log_dirty:
         return _estimate("enable", [])
     if spec.paging == "shadow":
         return _estimate("enable", [_w(_blow(sh))])
-    work = _retype(sh, profile, True, False) + Work(tlb_flushes=1)
+    work = _retype(sh, beh, True, False) + Work(tlb_flushes=1)
     return _estimate("enable", [_w(work)])
 
 
-def _trie_free(sh: Shape, profile: Profile, first: Work, to_heap: bool = False) -> list[Step]:
-    fixed = profile.logdirty_preemptible
+def _trie_free(sh: Shape, beh: PagingBehaviour, first: Work, to_heap: bool = False) -> list[Step]:
+    fixed = beh.logdirty_preemptible
 
     def freed(n: int) -> Work:
         return Work(pages_freed=n, heap_pages_freed=n if to_heap else 0)
@@ -212,7 +243,8 @@ def _trie_free(sh: Shape, profile: Profile, first: Work, to_heap: bool = False) 
     return steps
 
 
-def disable(spec: GuestSpec, profile: Profile) -> Estimate:
+@_cached
+def disable(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
     """Log-dirty OFF: the disable hook, then freeing the trie."""
     sh = Shape(spec)
     if not spec.log_dirty:
@@ -220,13 +252,14 @@ def disable(spec: GuestSpec, profile: Profile) -> Estimate:
     if spec.paging == "shadow":
         hook = Work(entries_written=spec.vcpus)
     else:
-        marked = profile.hap_retype == "lazy" and not sh.dirty
-        hook = _retype(sh, profile, False, marked)
-    return _estimate("off", _trie_free(sh, profile, hook))
+        marked = beh.hap_retype == "lazy" and not sh.dirty
+        hook = _retype(sh, beh, False, marked)
+    return _estimate("off", _trie_free(sh, beh, hook))
 
 
 # -- pool ------------------------------------------------------------------------------------
-def set_allocation(spec: GuestSpec, profile: Profile, mb: int) -> Estimate:
+@_cached
+def set_allocation(spec: DomainSpec, beh: PagingBehaviour, mb: int) -> Estimate:
     """SET_ALLOCATION to ``mb`` MiB (HAP; shadow growing) - a check after every page."""
     sh = Shape(spec)
     target = max(0, (mb << 8) - sh.p2m_pages)
@@ -239,10 +272,11 @@ def set_allocation(spec: GuestSpec, profile: Profile, mb: int) -> Estimate:
     return _estimate("set_allocation", _repeat(work, abs(n), True))
 
 
-def teardown(spec: GuestSpec, profile: Profile) -> Estimate:
+@_cached
+def teardown(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
     """Relinquish-time teardown run to completion, then the RCU-time final teardown."""
     sh = Shape(spec)
-    to_heap = profile.p2m_free_preemptible
+    to_heap = beh.p2m_free_preemptible
     v = spec.vcpus
     steps: list[Step] = []
     total = sh.total_pages
@@ -260,8 +294,8 @@ def teardown(spec: GuestSpec, profile: Profile) -> Estimate:
     steps.append(_w(Work(pages_freed=v, heap_pages_freed=v if to_heap else 0)))
     if to_heap:
         total -= v
-    steps += _pool_free(sh, profile, total, to_heap)
-    steps += _trie_free(sh, profile, ZERO, to_heap)
+    steps += _pool_free(sh, beh, total, to_heap)
+    steps += _trie_free(sh, beh, ZERO, to_heap)
     steps.append(_CALL_END)
     # final teardown (never preemptible)
     if to_heap:
@@ -273,47 +307,68 @@ def teardown(spec: GuestSpec, profile: Profile) -> Estimate:
     return _estimate("teardown", steps)
 
 
-def _pool_free(sh: Shape, profile: Profile, total: int, to_heap: bool) -> list[Step]:
-    """``set_allocation(d, 0)`` at relinquish time."""
-    pre = profile.pool_teardown_preemptible
+def _pool_free(sh: Shape, beh: PagingBehaviour, total: int, to_heap: bool) -> list[Step]:
+    """``set_allocation(d, 0)`` at relinquish time: free pages first, then shadow trees.
+
+    With no free page left, ``_shadow_prealloc`` unpins the oldest pinned top-level shadow and
+    destroys it with its share of the lower levels (the vCPUs were detached, so no top is in
+    use): a tree owns itself plus ``ceil(lower / pinned)`` lower shadows. Evicting in turn
+    splits the ``L`` lower shadows over the ``P`` trees as evenly as possible - ``L mod P``
+    trees of ``L // P + 1`` lower shadows, then the rest of ``L // P`` - so two groups of
+    identical evictions describe all of them."""
+    pre = beh.pool_teardown_preemptible
     one = Work(heap_pages_freed=1)
     if sh.spec.paging == "hap" or sh.shadows == 0:
         return _repeat(one, total, pre)
-    # shadow: free pages first, then evict one pinned tree at a time (ShadowPool counts)
-    pool = PagingPool("shadow", sh.spec.vcpus, sh.ram_pages)
-    pool.dying_to_heap = to_heap
-    sp = ShadowPool(pool, sh.spec.vcpus)
-    sp.l4, sp.l3, sp.l2, sp.l1, sp.pinned = sh.tops, sh.sh_l3, sh.sh_l2, sh.sh_l1, sh.tops
-    free = total - sh.shadows
-    steps: list[Step] = _repeat(one, free, pre)
-    while sp.pinned:
-        pool.free_pages = 0
-        w = sp.evict(1)
-        if to_heap:  # the evicted pages went straight to the heap
-            steps.append(_w(w))
-            if pre:
-                steps.append(_CHECK)
+    steps: list[Step] = _repeat(one, total - sh.shadows, pre)
+    trees, lower = sh.tops, sh.shadows - sh.tops
+    q, r = divmod(lower, trees)
+    for count, owned in ((r, q + 2), (trees - r, q + 1)):
+        if count == 0:
             continue
-        steps.append(_w(w + one))
-        if pre:
-            steps.append(_CHECK)
-        steps += _repeat(one, w.pages_freed - 1, pre)
+        tree = Work(shadows_unpinned=1, entries_read=ENTRIES * owned,
+                    shadows_destroyed=owned, pages_freed=owned)
+        if to_heap:  # a dying domain's evicted pages go straight to the heap (XSA-410)
+            steps += _repeat(tree, count, pre)
+        elif pre:  # each page of the tree is then freed, with a check after each
+            steps.append(Loop(tree + one, count, _CHECK, "analytic"))
+            steps += _repeat(one, count * (owned - 1), True)
+        else:
+            steps.append(_w((tree + one * owned) * count))
     return steps
 
 
-def worst_case(
-    ram_bytes: int, profile: Profile, *, vcpus: int = 1, paging: str = "hap",
-    vendor: str = "intel", pool_mb: int | None = None,
-) -> dict[str, Estimate]:
-    """The auditor's question: every operation on a fully dirty guest of this size."""
-    spec = GuestSpec(ram_bytes=ram_bytes, vcpus=vcpus, paging=paging,  # type: ignore[arg-type]
-                     vendor=vendor, pool_mb=pool_mb, log_dirty=True, dirty="all")  # type: ignore[arg-type]
-    off_spec = GuestSpec(ram_bytes=ram_bytes, vcpus=vcpus, paging=paging,  # type: ignore[arg-type]
-                         vendor=vendor, pool_mb=pool_mb)  # type: ignore[arg-type]
-    return {
-        "clean": clean(spec, profile),
-        "peek": clean(spec, profile, peek=True),
-        "enable": enable(off_spec, profile),
-        "off": disable(spec, profile),
-        "teardown": teardown(spec, profile),
-    }
+# -- dirty-VRAM tracking -----------------------------------------------------------------------
+@_cached
+def track_vram(
+    spec: DomainSpec, beh: PagingBehaviour, frames: int, begin: int, *,
+    unknown_frames: int | None = None,
+) -> Estimate:
+    """``HVMOP_track_dirty_vram`` of ``frames`` frames from gfn ``begin``: two calls, never
+    preemptible in any release - the call that starts tracking the range and a repeated
+    call after the guest wrote every frame (the one a device model makes on every refresh).
+
+    * shadow: the first call blows every shadow away and forgets each frame's mapping
+      (``-ENODATA``); the guest then refills its shadow pool; a repeated call looks up each
+      frame and, for the ``unknown_frames`` (default: all) whose single mapping it does not
+      know, scans the hash table and every L1 shadow (``sh_remove_all_mappings``).
+    * HAP: a repeated call retypes each written frame back to log-dirty (a 4-level lookup and
+      one entry write per frame, one flush). The first call's range retype depends on how
+      the range is mapped (superpages split on the way) and is not in closed form: it is
+      reported as the repeated call, which it does not exceed by more than a few table pages.
+    """
+    sh = Shape(spec)
+    nbytes = (frames + 7) >> 3
+    if spec.paging == "hap":
+        ram = sh.ram_pages_in(begin, begin + frames)
+        steady = Work(entries_read=4 * ram, entries_written=ram, tlb_flushes=1,
+                      bytes_copied=nbytes)
+        return _estimate("vram_track", [_w(steady), _CALL_END, _w(steady)])
+    unknown = frames if unknown_frames is None else min(unknown_frames, frames)
+    known = frames - unknown
+    first = _blow(sh) + Work(bytes_zeroed=8 * frames)
+    l1 = sh.refilled_l1()
+    search = Work(entries_read=SHADOW_HASH_BUCKETS + ENTRIES * l1, entries_written=1)
+    steady = (Work(entries_read=frames + known, entries_written=known, bytes_copied=2 * nbytes)
+              + search * unknown + Work(tlb_flushes=1 if unknown else 0))
+    return _estimate("vram_track", [_w(first), _CALL_END, _w(steady)])

@@ -18,72 +18,34 @@ Memory and time grow with the pages the pattern touches (per table), not with th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, TypeAlias
-
 import numpy as np
 
 from xenvmmu.model.allocation import set_allocation
 from xenvmmu.model.constants import LEAF_SHIFT
-from xenvmmu.model.domain import Domain, Vendor
+from xenvmmu.model.domain import Domain
 from xenvmmu.model.guest import write_pages, write_range
-from xenvmmu.model.layout import (
-    DEFAULT_MMIO_HOLE,
-    Span,
-    Superpages,
-    first_page_per_block,
-    hvm_layout,
-)
+from xenvmmu.model.layout import first_page_per_block, hvm_layout
 from xenvmmu.model.logdirty import log_dirty_enable
-from xenvmmu.model.pool import Mode
 from xenvmmu.model.runner import drive
+from xenvmmu.model.spec import DirtyPattern, DomainSpec, default_pool_mb
 from xenvmmu.model.work import ZERO, Work
-from xenvmmu.versions import Profile
+from xenvmmu.versions import PagingBehaviour
 
-DirtyPattern: TypeAlias = "Literal['none', 'all', 'per_region'] | tuple[str, float, int]"
+__all__ = ["BuildError", "DomainSpec", "apply_dirty", "build_domain", "default_pool_mb"]
+
 _RANDOM_BATCH = 1 << 20  # pages drawn per batch for the random pattern
-
-
-def default_pool_mb(ram_bytes: int, vcpus: int) -> int:
-    """xl/libxl's default (``libxl_get_required_shadow_memory`` @ RELEASE-4.4.0): 1 MiB per
-    vCPU plus 8 KiB per MiB of RAM, rounded up to whole MiB."""
-    kib = 1024 * vcpus + 8 * (ram_bytes >> 20)
-    return -(-kib // 1024)
-
-
-@dataclass(frozen=True)
-class GuestSpec:
-    """What to build. ``pool_mb=None`` uses :func:`default_pool_mb`."""
-
-    ram_bytes: int
-    vcpus: int = 1
-    paging: Mode = "hap"
-    vendor: Vendor = "intel"
-    superpages: Superpages = "1g"
-    pool_mb: int | None = None
-    mmio_hole_bytes: int = DEFAULT_MMIO_HOLE
-    mmio_direct: tuple[Span, ...] = ()
-    log_dirty: bool = False
-    dirty: DirtyPattern = "none"
-    shadow_pages: int | None = None
-    domid: int = 1
-
-    @property
-    def pool_pages(self) -> int:
-        mb = default_pool_mb(self.ram_bytes, self.vcpus) if self.pool_mb is None else self.pool_mb
-        return mb << 8
 
 
 class BuildError(RuntimeError):
     """The requested state cannot exist (pool too small for the p2m, ...)."""
 
 
-def build_domain(spec: GuestSpec, profile: Profile) -> Domain:
-    """A domain in the state ``spec`` describes, running on the release ``profile`` models."""
+def build_domain(spec: DomainSpec, behaviour: PagingBehaviour) -> Domain:
+    """A domain in the state ``spec`` describes, with one release's paging ``behaviour``."""
     layout = hvm_layout(
         spec.ram_bytes, mmio_hole_bytes=spec.mmio_hole_bytes, mmio_direct=spec.mmio_direct
     )
-    d = Domain(profile, layout, spec.paging, spec.vendor, spec.vcpus, spec.domid)
+    d = Domain(behaviour, layout, spec.paging, spec.vendor, spec.vcpus, spec.domid)
     if drive(set_allocation(d, spec.pool_pages, preemptible=False)).rc:
         raise BuildError("could not size the paging pool")
     for _ in range(spec.vcpus):

@@ -2,22 +2,20 @@
 
 This is ``struct domain``'s ``arch.paging`` part plus what the operations need to know about the
 domain (paused? dying? which Xen release runs it). The release's behaviour comes from the
-:class:`~xenvmmu.versions.Profile` held here; model code never compares version numbers.
+:class:`~xenvmmu.versions.PagingBehaviour` held here; model code never compares version numbers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from xenvmmu.model.layout import Layout
 from xenvmmu.model.p2m import P2M, Flavour
-from xenvmmu.model.pool import Mode, PagingPool
+from xenvmmu.model.pool import PagingPool
 from xenvmmu.model.shadow import ShadowPool
+from xenvmmu.model.spec import Vendor
 from xenvmmu.model.trie import LogDirtyTrie
-from xenvmmu.versions import Profile
-
-Vendor = Literal["intel", "amd"]
+from xenvmmu.versions import Paging, PagingBehaviour
 
 
 @dataclass
@@ -53,9 +51,9 @@ class VramTracking:
 class Domain:
     """One HVM guest as the paging code sees it."""
 
-    profile: Profile
+    behaviour: PagingBehaviour
     layout: Layout
-    paging: Mode = "hap"
+    paging: Paging = "hap"
     vendor: Vendor = "intel"
     vcpus: int = 1
     domid: int = 1

@@ -31,7 +31,7 @@ def paging_domctl(d: Domain, sc: ShadowControl, caller: int = 0, resuming: bool 
     if d.dying:
         return 0
     pre = d.preempt
-    if d.profile.logdirty_preemptible:
+    if d.behaviour.logdirty_preemptible:
         busy = (
             (pre.dom != caller or pre.op != sc.op)
             if resuming

@@ -33,7 +33,7 @@ _FLUSH = Work(tlb_flushes=1)
 def global_retype(d: Domain, ot: int, nt: int) -> Hook:
     """``p2m_change_entry_type_global(d, ot, nt)`` under the p2m lock, no preemption check."""
     p2m = d.p2m
-    if d.profile.hap_retype == "sweep":
+    if d.behaviour.hap_retype == "sweep":
         yield WorkStep(sweep_root(), "p2m.retype_global", "p2m")
         for r in sorted(p2m.chunks):
             yield WorkStep(sweep_chunk(p2m.chunks[r], ot, nt), "p2m.retype_global", "p2m")

@@ -104,7 +104,7 @@ def walk_slot(
 
 def log_dirty_op(d: Domain, sc: ShadowControl, caller: int = 0, resuming: bool = False) -> Op:
     """PEEK or CLEAN, as this domain's Xen release runs it."""
-    if d.profile.logdirty_preemptible:
+    if d.behaviour.logdirty_preemptible:
         return _op_fixed(d, sc, caller, resuming)
     return _op_prefix(d, sc)
 
@@ -221,7 +221,7 @@ def free_log_dirty_bitmap(d: Domain, rc: int = 0, caller: int = 0) -> Op:
     top = trie.top
     if top is None:
         return 0
-    preemptible = d.profile.logdirty_preemptible
+    preemptible = d.behaviour.logdirty_preemptible
     if preemptible:
         if pre.dom is None:
             pre.i4 = pre.i3 = 0
@@ -283,7 +283,7 @@ def log_dirty_enable(d: Domain, log_global: bool = True) -> Op:
 
 def log_dirty_disable(d: Domain, caller: int = 0, resuming: bool = False) -> Op:
     """``paging_log_dirty_disable``: the disable hook, then the trie free (resumable when fixed)."""
-    if not d.profile.logdirty_preemptible:
+    if not d.behaviour.logdirty_preemptible:
         if not d.log_dirty:
             return 0
         d.pause()

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from xenvmmu.model.constants import SHADOW_MIN_PAGES_PER_VCPU
 from xenvmmu.model.work import ZERO, Work
-
-Mode = Literal["hap", "shadow"]
+from xenvmmu.versions import Paging
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,8 @@ class PoolState:
 class PagingPool:
     """Counters of one domain's paging pool (no page objects)."""
 
-    def __init__(self, mode: Mode, vcpus: int, tot_pages: int) -> None:
-        self.mode: Mode = mode
+    def __init__(self, mode: Paging, vcpus: int, tot_pages: int) -> None:
+        self.mode: Paging = mode
         self.vcpus = vcpus
         self.tot_pages = tot_pages  # the domain's RAM pages (d->tot_pages), for the shadow floor
         self.total_pages = 0

@@ -1,6 +1,6 @@
 """Closed-form counts of a guest's paging state (no per-page loops), for the analytic estimates.
 
-Given a :class:`~xenvmmu.model.build.GuestSpec`, :class:`Shape` computes what
+Given a :class:`~xenvmmu.model.build.DomainSpec`, :class:`Shape` computes what
 :func:`~xenvmmu.model.build.build_domain` would produce - p2m tables and leaves, trie nodes per
 64 GiB region, pool counters, shadow counts - from the few ranges of the layout. Supported
 states: log-dirty off and clean, log-dirty on and clean, log-dirty on with every RAM page
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xenvmmu.model.build import GuestSpec
 from xenvmmu.model.constants import (
     ENTRIES,
     L2_SHIFT,
@@ -21,8 +20,10 @@ from xenvmmu.model.constants import (
     ORDER_2M,
     ORDER_512G,
     PAGE_SIZE,
+    SHADOW_MIN_PAGES_PER_VCPU,
 )
 from xenvmmu.model.layout import Layout, Span, Superpages, count_blocks, decompose, hvm_layout
+from xenvmmu.model.spec import DomainSpec
 
 
 def _clip(spans: tuple[Span, ...], lo: int, hi: int) -> list[Span]:
@@ -58,7 +59,7 @@ class SlotShape:
 class Shape:
     """Counts of one guest state, computed from the layout's ranges."""
 
-    def __init__(self, spec: GuestSpec) -> None:
+    def __init__(self, spec: DomainSpec) -> None:
         if spec.mmio_direct:
             raise ValueError("closed forms do not cover directly-mapped MMIO")
         if spec.dirty not in ("none", "all") or (spec.dirty == "all" and not spec.log_dirty):
@@ -96,6 +97,9 @@ class Shape:
             self.t_l3 = self.t_l2 = self.t_leaves = self.trie_pages = 0
         # pool (set_allocation before any p2m page exists, then monitor tables, p2m, trie)
         self.pool_pages = spec.pool_pages
+        if spec.paging == "shadow" and self.pool_pages > 0:  # sh_set_allocation's floor
+            floor = (spec.vcpus + 1) * SHADOW_MIN_PAGES_PER_VCPU + self.ram_pages // 256
+            self.pool_pages = max(self.pool_pages, floor)
         self.p2m_pages = self.p2m_tables + self.trie_pages
         self.total_pages = self.pool_pages - self.p2m_pages
         self.free_pages = self.total_pages - spec.vcpus
@@ -112,6 +116,24 @@ class Shape:
             self.sh_l1 = n - tops - self.sh_l3 - self.sh_l2
             self.tops, self.shadows = tops, n
             self.free_pages -= n
+
+    def ram_pages_in(self, lo: int, hi: int) -> int:
+        """RAM pages among the gfns ``[lo, hi)``."""
+        return sum(e - s for s, e in _clip(self.layout.ram, lo, hi))
+
+    def refilled_l1(self) -> int:
+        """L1 shadows after ``shadow_blow_tables`` and the guest refilling its pool: the
+        vCPUs' in-use top-level shadows survive the blow, every freed page is filled again
+        (``ShadowPool.fill``: one top per 256 pages, at least one per vCPU; two L3 and four
+        L2 per top; the rest L1)."""
+        if self.spec.paging != "shadow":
+            return 0
+        in_use = min(self.tops, self.spec.vcpus)
+        free = self.free_pages + self.shadows - in_use
+        tops = min(max(self.spec.vcpus, free // 256), free)
+        l3 = min(2 * tops, free - tops)
+        l2 = min(4 * tops, free - tops - l3)
+        return free - tops - l3 - l2
 
     # -- the log-dirty walk -----------------------------------------------------------------------
     def slots(self) -> list[SlotShape]:

@@ -99,7 +99,7 @@ def _mode_teardown(d: Domain, preemptible: bool) -> Op:
 
 def paging_teardown(d: Domain, caller: int = 0) -> Op:
     """Relinquish-time paging teardown; re-run it after -ERESTART until it returns 0."""
-    prof = d.profile
+    prof = d.behaviour
     d.dying = True
     if prof.p2m_free_preemptible:
         d.pool.dying_to_heap = True

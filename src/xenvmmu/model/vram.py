@@ -37,10 +37,14 @@ from xenvmmu.model.work import Op, Work, WorkStep
 
 @dataclass
 class VramRequest:
-    """One call: IN begin/nr; OUT the dirty bitmap (one bit per frame)."""
+    """One call: IN begin/nr; OUT the dirty bitmap (one bit per frame). ``unknown`` (shadow):
+    how many frames, when tracking starts, will have a single mapping the shadow code does
+    not remember (``None``: all of them, the worst case of
+    :class:`~xenvmmu.model.attack.AttackAssumptions`); the others are remembered."""
 
     begin: int
     nr: int
+    unknown: int | None = None
     bitmap: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
 
 
@@ -53,7 +57,7 @@ def track_dirty_vram(d: Domain, req: VramRequest) -> Op:
 
 
 def _range_change(d: Domain, s: int, e: int, ot: int, nt: int) -> Work:
-    if d.profile.hap_retype == "sweep":
+    if d.behaviour.hap_retype == "sweep":
         return change_type_range_eager(d.p2m, s, e, ot, nt)
     return change_type_range_lazy(d.p2m, s, e, ot, nt)
 
@@ -63,7 +67,7 @@ def _hap(d: Domain, req: VramRequest) -> Op:
     old = d.vram
     if req.nr == 0:
         d.vram = None
-        if old is not None and d.profile.hap_retype == "lazy":
+        if old is not None and d.behaviour.hap_retype == "lazy":
             w = _range_change(d, old.begin, old.begin + old.nr, LD, RW)
             yield WorkStep(w, "hap.track_dirty_vram", "p2m")
         return 0
@@ -71,7 +75,7 @@ def _hap(d: Domain, req: VramRequest) -> Op:
     if not d.log_dirty:
         d.log_dirty = True  # paging_log_dirty_enable(d, 0): the mode bit, no global retype
     if old is None or (old.begin, old.nr) != (req.begin, req.nr):
-        if old is not None and d.profile.hap_retype == "lazy":
+        if old is not None and d.behaviour.hap_retype == "lazy":
             w = w + _range_change(d, old.begin, old.begin + old.nr, LD, RW)
         w = w + _range_change(d, req.begin, req.begin + req.nr, RW, LD)
         d.vram = VramTracking(req.begin, req.nr)
@@ -97,7 +101,9 @@ def _shadow(d: Domain, req: VramRequest) -> Op:
         return 0
     if old is None:
         w = d.shadow.blow_tables() + Work(bytes_zeroed=8 * req.nr)  # sl1ma[] = INVALID
-        d.vram = VramTracking(req.begin, req.nr, unknown_single=req.nr)
+        unknown = req.nr if req.unknown is None else min(req.unknown, req.nr)
+        d.vram = VramTracking(req.begin, req.nr, known_single=req.nr - unknown,
+                              unknown_single=unknown)
         req.bitmap = np.zeros(nbytes, np.uint8)
         yield WorkStep(w, "shadow.track_dirty_vram", "paging")
         return -ENODATA

@@ -18,18 +18,28 @@ Built on SimPy. The parts, one concept per module:
 
 Operations follow the step protocol of :mod:`xenvmmu.model.work`; the core imports nothing
 else from the model but its constants.
+
+Importing this package imports none of its submodules (and not SimPy): each name below is
+loaded from its submodule on first access.
 """
 
-from xenvmmu.sim.domain import DomctlLock, PendingPagingOp, SimDomain
-from xenvmmu.sim.errors import Descheduled, ProtocolError, SimulationError
-from xenvmmu.sim.host import Host
-from xenvmmu.sim.hypercall import Call, CallResult, Hypervisor, first_firing_iteration
-from xenvmmu.sim.metrics import SCHEMA, LatencyStats, Metrics, OpStats
-from xenvmmu.sim.params import MS, US, HostParams, SchedParams, WatchdogParams
-from xenvmmu.sim.pcpu import Mode, PCpu, Softirq
-from xenvmmu.sim.sched import CreditScheduler, Prio
-from xenvmmu.sim.vcpu import VCpu
-from xenvmmu.sim.victim import Victim
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from xenvmmu._lazy import export_dir, load_export
+
+if TYPE_CHECKING:
+    from xenvmmu.sim.domain import DomctlLock, PendingPagingOp, SimDomain
+    from xenvmmu.sim.errors import Descheduled, ProtocolError, SimulationError
+    from xenvmmu.sim.host import Host
+    from xenvmmu.sim.hypercall import Call, CallResult, Hypervisor, first_firing_iteration
+    from xenvmmu.sim.metrics import SCHEMA, LatencyStats, Metrics, OpStats
+    from xenvmmu.sim.params import MS, US, HostParams, SchedParams, WatchdogParams
+    from xenvmmu.sim.pcpu import Mode, PCpu, Softirq
+    from xenvmmu.sim.sched import CreditScheduler, Prio
+    from xenvmmu.sim.vcpu import VCpu
+    from xenvmmu.sim.victim import Victim
 
 __all__ = [
     "MS",
@@ -60,3 +70,24 @@ __all__ = [
     "WatchdogParams",
     "first_firing_iteration",
 ]
+
+_EXPORTS = {
+    "domain": ("DomctlLock", "PendingPagingOp", "SimDomain"),
+    "errors": ("Descheduled", "ProtocolError", "SimulationError"),
+    "host": ("Host",),
+    "hypercall": ("Call", "CallResult", "Hypervisor", "first_firing_iteration"),
+    "metrics": ("SCHEMA", "LatencyStats", "Metrics", "OpStats"),
+    "params": ("MS", "US", "HostParams", "SchedParams", "WatchdogParams"),
+    "pcpu": ("Mode", "PCpu", "Softirq"),
+    "sched": ("CreditScheduler", "Prio"),
+    "vcpu": ("VCpu",),
+    "victim": ("Victim",),
+}
+
+
+def __getattr__(name: str) -> object:
+    return load_export(__name__, _EXPORTS, name, globals())
+
+
+def __dir__() -> list[str]:
+    return export_dir(_EXPORTS, globals())

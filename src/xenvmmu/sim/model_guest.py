@@ -1,4 +1,4 @@
-"""The scenarios' guest on the REAL model (``xenvmmu.model``, issue 5).
+"""The scenarios' guest on the real model (``xenvmmu.model``).
 
 :class:`ModelGuest` builds a :class:`xenvmmu.model.domain.Domain` in the attacker's (or a
 migrating guest's) state with :func:`xenvmmu.model.build.build_domain` and hands the
@@ -19,8 +19,9 @@ real ``ram_rw`` entries; a shadow guest rebuilds its shadows. The guest's own wo
 is on its own vCPUs, which are not simulated.
 
 Building costs about 8 ms of CPU per GiB of a fully written guest (the model is per table, not
-per page), which is why :func:`~xenvmmu.sim.scenarios.run_scenario` uses the model up to
-``MODEL_AUTO_MAX_BYTES`` by default and the stand-ins above.
+per page), which is why :func:`~xenvmmu.sim.scenarios.run_scenario` replays the closed forms
+(:mod:`xenvmmu.sim.closed_form`) for the attacker's state above ``MODEL_AUTO_MAX_BYTES``; a
+clean guest (migration, VRAM tracking) is cheap to build at any size.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from xenvmmu.model.build import GuestSpec, apply_dirty, build_domain
-from xenvmmu.model.constants import PAGE_SHIFT, ShadowOp
+from xenvmmu.model.attack import VRAM_BEGIN_GFN
+from xenvmmu.model.build import DomainSpec, apply_dirty, build_domain
+from xenvmmu.model.constants import ShadowOp
 from xenvmmu.model.domain import Domain
 from xenvmmu.model.domctl import ShadowControl, paging_domctl
 from xenvmmu.model.guest import write_range
@@ -41,12 +43,11 @@ from xenvmmu.model.sink import BitmapSink, DenseBitmap
 from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
 from xenvmmu.model.vram import VramRequest, track_dirty_vram
 from xenvmmu.model.work import Op
-from xenvmmu.sim.workloads import OpFactory, Paging
-from xenvmmu.versions import Profile
+from xenvmmu.sim.guest_ops import OpFactory
+from xenvmmu.versions import PagingBehaviour
 
 MODEL_AUTO_MAX_BYTES: Final = 256 << 30
-#: First gfn of the tracked VRAM range: 16 MiB, RAM in every guest the scenarios build.
-VRAM_BEGIN: Final = (16 << 20) >> PAGE_SHIFT
+VRAM_BEGIN: Final = VRAM_BEGIN_GFN
 
 
 class DiscardSink:
@@ -63,25 +64,19 @@ class DiscardSink:
 class ModelGuest:
     """One guest on the real model, with the operations the scenarios issue."""
 
-    def __init__(self, profile: Profile, *, memory_bytes: int, vcpus: int, paging: Paging,
-                 pool_pages: int, state: Literal["attack", "clean"], caller: int = 0,
-                 wws_pages: int = 0) -> None:
-        """``state="attack"``: log-dirty on and every page written (p2m shattered to 4 KiB,
-        every trie leaf present, shadow pool full). ``"clean"``: log-dirty off, nothing
-        written (a guest about to be migrated). ``caller`` is the issuing domain's id."""
-        spec = GuestSpec(
-            ram_bytes=memory_bytes, vcpus=vcpus, paging=paging,
-            pool_mb=max(1, -(-pool_pages // 256)),
-            log_dirty=state == "attack", dirty="all" if state == "attack" else "none",
-        )
-        if state == "attack":
+    def __init__(self, behaviour: PagingBehaviour, spec: DomainSpec, *, caller: int = 0,
+                 vram_unknown_fraction: float = 1.0) -> None:
+        """Build ``spec`` (the attack: log-dirty on and every page written - p2m shattered
+        to 4 KiB, every trie leaf present, shadow pool full; or a clean guest about to be
+        migrated: log-dirty off, nothing written). ``caller`` is the issuing domain's id."""
+        if spec.dirty == "all":
             # closed-form counts first: a pool that cannot hold the shattered p2m and the
             # trie raises ValueError here, instead of a page-by-page build that fails slowly
             Shape(spec)
-        self.domain: Domain = build_domain(spec, profile)
-        self.profile = profile
+        self.domain: Domain = build_domain(spec, behaviour)
+        self.behaviour = behaviour
         self.caller = caller
-        self.wws_pages = wws_pages
+        self.vram_unknown_fraction = vram_unknown_fraction
         self.sink: BitmapSink = DiscardSink()
         self._vram_frames = 0
         #: ``[start, end)`` gfn ranges written by :meth:`guest_runs` since the last
@@ -113,7 +108,7 @@ class ModelGuest:
         if dirty_pages is None:
             # Only the pre-4.5 sweep's work depends on what was written since the last CLEAN
             # (it rewrites the ram_rw entries); the walk copies and zeroes the same either way.
-            if d.hap and self.profile.hap_retype == "sweep" and d.log_dirty:
+            if d.hap and self.behaviour.hap_retype == "sweep" and d.log_dirty:
                 apply_dirty(d, "all")
         elif dirty_pages > 0:
             left = dirty_pages
@@ -154,7 +149,8 @@ class ModelGuest:
     def track_vram(self, frames: int) -> OpFactory:
         self._vram_frames = frames
         d = self.domain
-        return lambda _resuming: track_dirty_vram(d, VramRequest(VRAM_BEGIN, frames))
+        unknown = round(frames * self.vram_unknown_fraction)
+        return lambda _resuming: track_dirty_vram(d, VramRequest(VRAM_BEGIN, frames, unknown))
 
     def relinquish(self) -> OpFactory:
         d = self.domain

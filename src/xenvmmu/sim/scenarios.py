@@ -16,16 +16,20 @@ its dirtying is a rate, and pausing it stops the clock of that rate.
 * ``teardown`` - the toolstack destroys a large guest: relinquish with -EAGAIN retries, then
   the final teardown in an RCU callback.
 
-Operations come from the real model (:mod:`xenvmmu.sim.model_guest`) or from the closed-form
-stand-ins of :mod:`xenvmmu.sim.workloads`; ``ops="auto"`` uses the model up to
-``MODEL_AUTO_MAX_BYTES`` (256 GiB) of guest RAM, where building its state stays under a few
-seconds. ``extra["ops"]`` in the metrics says which ran (``"model"`` or ``"stand-in"``).
+Operations come from the real model (:mod:`xenvmmu.sim.model_guest`) or from a replay of the
+model's closed forms (:mod:`xenvmmu.sim.closed_form`, the description the auditor prices);
+``ops="auto"`` builds the model up to ``MODEL_AUTO_MAX_BYTES`` (256 GiB) of guest RAM, where
+building the attacker's state stays under a few seconds, and replays the closed forms above it
+where they cover the scenario (attack, teardown, shadow VRAM tracking); a clean guest
+(migration, HAP VRAM tracking) is built at any size. The two agree step for step (tests), so
+nothing jumps at the limit. ``extra["ops"]`` in the metrics says which ran (``"model"`` or
+``"closed-form"``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,9 +38,13 @@ import numpy.typing as npt
 from simpy.events import Event
 
 from xenvmmu.costs import CostProfile, default_profile, load_profile
+from xenvmmu.model.attack import DEFAULT_ATTACK
 from xenvmmu.model.build import BuildError
 from xenvmmu.model.constants import PAGE_SHIFT, PAGE_SIZE
+from xenvmmu.model.spec import DomainSpec
+from xenvmmu.sim.closed_form import ClosedFormGuest
 from xenvmmu.sim.domain import SimDomain
+from xenvmmu.sim.guest_ops import GuestOps
 from xenvmmu.sim.host import Host
 from xenvmmu.sim.hypercall import Call
 from xenvmmu.sim.metrics import Metrics
@@ -44,8 +52,7 @@ from xenvmmu.sim.model_guest import MODEL_AUTO_MAX_BYTES, ModelGuest
 from xenvmmu.sim.params import MS, US, HostParams, S, WatchdogParams
 from xenvmmu.sim.vcpu import VCpu
 from xenvmmu.sim.victim import Victim
-from xenvmmu.sim.workloads import Behaviour, GuestOps, GuestShape, Paging, StandInGuest
-from xenvmmu.versions import Profile, default_pool_kib, profile_for
+from xenvmmu.versions import Paging, PagingBehaviour, Profile, default_pool_kib, profile_for
 
 ScenarioName = Literal["migration", "attack", "vram", "teardown"]
 SCENARIOS: tuple[ScenarioName, ...] = ("migration", "attack", "vram", "teardown")
@@ -115,18 +122,21 @@ class MigrationParams:
 
 @dataclass(frozen=True)
 class VramParams:
-    """``frames``: tracked VRAM (4096 = 16 MiB, a stdvga default; Xen allows up to 1 GiB).
+    """``frames`` and ``unknown_fraction``: tracked VRAM and (shadow) the share of frames
+    whose mapping the shadow code brute-forces - defaults from
+    :class:`~xenvmmu.model.attack.AttackAssumptions`, the same as the auditor's.
     ``interval_ms``: the device model's refresh period (30 ms, qemu's GUI refresh) plus a
     seeded uniform jitter of up to ``jitter_ms`` (dom0 scheduling noise; it also keeps the
-    refresh from phase-locking with the 1 ms victim). ``duration_ms``: how long to run.
-    ``unknown_fraction`` (shadow only): share of frames whose single mapping the shadow code
-    does not know and brute-forces (ASSUMED worst case 1.0)."""
+    refresh from phase-locking with the 1 ms victim). ``duration_ms``: how long to run, and
+    at least ``min_calls`` calls (2: the call that starts tracking and one repeated call,
+    whatever either costs)."""
 
-    frames: int = 4096
+    frames: int = DEFAULT_ATTACK.vram_frames
     interval_ms: float = 30.0
     jitter_ms: float = 1.0
     duration_ms: float = 200.0
-    unknown_fraction: float = 1.0
+    unknown_fraction: float = DEFAULT_ATTACK.vram_unknown_fraction
+    min_calls: int = 2
 
 
 @dataclass(frozen=True)
@@ -146,7 +156,7 @@ class _Ctx:
     issuer: VCpu
     guest: SimDomain
     ops: GuestOps
-    shape: GuestShape
+    spec: DomainSpec
     progress: Progress | None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -172,8 +182,8 @@ def run_scenario(
     params: ScenarioParams | None = None,
     host_params: HostParams | None = None,
     victim_period_ms: float = 1.0,
-    ops: Literal["auto", "model", "stand-in"] = "auto",
-    guest_ops: Callable[[GuestShape, Behaviour], GuestOps] | None = None,
+    ops: Literal["auto", "model", "closed-form"] = "auto",
+    guest_ops: Callable[[DomainSpec, PagingBehaviour], GuestOps] | None = None,
 ) -> Metrics:
     """Run one scenario and return its metrics.
 
@@ -182,7 +192,7 @@ def run_scenario(
     the release's default formula. ``watchdog=True`` turns on Xen's watchdog with its 5 s
     default. ``host_params``, if given, replaces ``pcpus`` and ``watchdog``. ``params`` are
     the scenario's own (:class:`AttackParams`, :class:`MigrationParams`, ...; a mismatch is a
-    ``TypeError``). ``ops`` chooses the real model or the stand-ins (see the module
+    ``TypeError``). ``ops`` chooses the real model or the closed forms (see the module
     docstring); ``guest_ops``, if given, builds the operations instead.
     ``progress(message, sim_time_ms)`` is called after each operation or round.
     """
@@ -191,7 +201,7 @@ def run_scenario(
     if memory_bytes < PAGE_SIZE or vcpus < 1:
         raise ValueError("a guest needs at least one page and one vCPU")
     prof = profile or profile_for(xen_version or "4.4.0")
-    beh = Behaviour.from_profile(prof)
+    beh = prof.paging
     cost = _cost_profile(costs)
     wd = WatchdogParams() if watchdog is True else (watchdog or None)
     hp = host_params or HostParams(pcpus=pcpus, watchdog=wd)
@@ -203,40 +213,38 @@ def run_scenario(
         pool_pages = default_pool_kib(mib, vcpus, guest_type="hvm", paging=paging,
                                       formula=prof.pool_formula) >> 2
     p = params or _default_params(name)
-    if isinstance(p, MigrationParams):
-        wws = int((memory_bytes >> PAGE_SHIFT) * p.wws_fraction)
-        shape = GuestShape.migrating(memory_bytes, vcpus, paging, pool_pages, wws)
-    else:
-        shape = GuestShape.worst_case(memory_bytes, vcpus, paging, pool_pages)
-        if isinstance(p, TeardownParams) and not p.log_dirty:
-            shape = replace(shape, dirty_leaves=0)
+    attacked = name == "attack" or (isinstance(p, TeardownParams) and p.log_dirty)
+    spec = DomainSpec(ram_bytes=memory_bytes, vcpus=vcpus, paging=paging,
+                      pool_kib=pool_pages * 4, log_dirty=attacked,
+                      dirty="all" if attacked else "none")
     issuer_dom = "dom0" if name in ("migration", "teardown") else "dm"
-    use_model = ops == "model" or (ops == "auto" and memory_bytes <= MODEL_AUTO_MAX_BYTES)
-    if ops not in ("auto", "model", "stand-in"):
-        raise ValueError(f"ops must be 'auto', 'model' or 'stand-in', not {ops!r}")
+    if ops not in ("auto", "model", "closed-form"):
+        raise ValueError(f"ops must be 'auto', 'model' or 'closed-form', not {ops!r}")
+    covered = name in ("attack", "teardown") or (name == "vram" and paging == "shadow")
+    if ops == "closed-form" and not covered:
+        raise ValueError(f"the closed forms do not cover the {name} scenario with {paging} "
+                         "paging: use ops='model'")
+    use_model = ops == "model" or (
+        ops == "auto" and (memory_bytes <= MODEL_AUTO_MAX_BYTES or not covered))
+    unknown = p.unknown_fraction if isinstance(p, VramParams) else 1.0
     guest_ops_obj: GuestOps
     if guest_ops is not None:
-        guest_ops_obj, used = guest_ops(shape, beh), "custom"
+        guest_ops_obj, used = guest_ops(spec, beh), "custom"
     elif use_model:
-        state: Literal["attack", "clean"] = "clean"
-        if name == "attack" or (isinstance(p, TeardownParams) and p.log_dirty):
-            state = "attack"
         try:
-            guest_ops_obj = ModelGuest(prof, memory_bytes=memory_bytes, vcpus=vcpus,
-                                       paging=paging, pool_pages=pool_pages, state=state,
-                                       caller=0 if issuer_dom == "dom0" else 2)
+            guest_ops_obj = ModelGuest(beh, spec, caller=0 if issuer_dom == "dom0" else 2,
+                                       vram_unknown_fraction=unknown)
         except (BuildError, ValueError) as e:  # e.g. shadow_memory too small for the p2m
             raise ValueError(f"cannot build this guest on the model: {e} "
                              f"({pool_pages} pool pages)") from e
         used = "model"
     else:
-        unknown = p.unknown_fraction if isinstance(p, VramParams) else 1.0
-        guest_ops_obj = StandInGuest(shape, beh, vram_unknown_fraction=unknown)
-        used = "stand-in"
+        guest_ops_obj = ClosedFormGuest(spec, beh, vram_unknown_fraction=unknown)
+        used = "closed-form"
     guest = host.domain("guest")
     Victim(host, 0, period_ms=victim_period_ms)
     issuer = host.vcpu(f"{issuer_dom}.0", domain=issuer_dom, pcpu=0)
-    ctx = _Ctx(host, issuer, guest, guest_ops_obj, shape, progress)
+    ctx = _Ctx(host, issuer, guest, guest_ops_obj, spec, progress)
     issuer.start(_driver(name, ctx, p))
     extra: dict[str, Any] = {
         "xen_version": str(prof.version), "paging": paging, "memory_bytes": memory_bytes,
@@ -312,14 +320,14 @@ def _vram(ctx: _Ctx, p: VramParams) -> DriverGen:
     v, env = ctx.issuer, ctx.host.env
     calls = 0
     call = Call("hvmop.track_dirty_vram", ctx.ops.track_vram(p.frames), target=ctx.guest,
-                domctl=False, pause_target=ctx.shape.paging == "hap")
+                domctl=False, pause_target=ctx.spec.paging == "hap")
     while True:
         start = env.now
         ctx.ops.guest_runs(0)  # the guest draws into its VRAM
         r = yield from v.call(call)
         calls += 1
         ctx.report(f"track_dirty_vram #{calls}: {r.elapsed_ns / MS:.3f} ms")
-        if env.now >= p.duration_ms * MS:
+        if calls >= p.min_calls and env.now >= p.duration_ms * MS:
             break
         jitter = ctx.host.rng.random() * p.jitter_ms * MS
         yield from v.sleep_until(start + p.interval_ms * MS + jitter)
@@ -344,7 +352,7 @@ def _teardown(ctx: _Ctx, _p: TeardownParams) -> DriverGen:
 def _migration(ctx: _Ctx, p: MigrationParams) -> DriverGen:
     v, host, guest, env = ctx.issuer, ctx.host, ctx.guest, ctx.host.env
     ops = ctx.ops
-    pages = ctx.shape.pages
+    pages = ctx.spec.ram_bytes >> PAGE_SHIFT
     wws = max(1, int(pages * p.wws_fraction))
     page_ns = PAGE_SIZE * 8 / (p.link_gbit_s * 1e9) * S  # ns to send one page
     offline = 0.0  # transfer time not simulated (added to the totals)

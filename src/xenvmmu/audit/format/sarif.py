@@ -3,7 +3,7 @@
 One run; the driver ``xenvmmu`` has three rules: ``XSA-97-HAP`` (CVE-2014-5146),
 ``XSA-97-SHADOW`` (CVE-2014-5149) and ``XSA-97-UNKNOWN`` (a guest that could not be assessed).
 One result per affected guest (kind ``fail``; level ``error`` for critical/high severity,
-``warning`` for medium, ``note`` for low) and per unknown guest (kind ``review``, level
+``warning`` for medium, ``note`` otherwise) and per unknown guest (kind ``review``, level
 ``note``). Not-affected guests get no result. A result's location is the decisive setting's
 file and line (``Finding.decisive``, else ``Finding.source``); when that is another file than
 the guest's own (e.g. ``hap=0`` on the hypervisor command line), the guest's file is a related
