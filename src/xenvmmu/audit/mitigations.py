@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ..toolstack import GuestSpec, HostSpec
 from ..versions import Paging, PagingBehaviour, Profile, XenVersion, behaviour_releases, profile_for
 from .findings import Mitigation, OpStall
-from .operations import PoolTooSmall, estimate_ops
+from .operations import PoolTooSmall, estimate_ops, xsa97_ops
 from .settings import AuditSettings
 
 #: Shadow pool floor (pages): 128 per vCPU plus one (xen/arch/x86/mm/shadow/common.c @
@@ -28,14 +28,15 @@ def op_stalls(
     settings: AuditSettings,
 ) -> tuple[OpStall, ...]:
     """Every operation against this guest, priced with the run's costs (cached per run on
-    the estimates, which are themselves cached on their inputs)."""
+    these inputs; the estimates are cached on them too)."""
     from .rules import stalls  # rules imports this module
 
-    ops = estimate_ops(pages, pool_pages, mode, behaviour, vcpus, settings.attack)
-    priced = settings.cache.get(ops)
+    key = ("stalls", pages, pool_pages, mode, behaviour, vcpus)
+    priced = settings.cache.get(key)
     if priced is None:
+        ops = estimate_ops(pages, pool_pages, mode, behaviour, vcpus, settings.attack)
         priced = stalls(ops, settings.costs)
-        settings.cache[ops] = priced
+        settings.cache[key] = priced
     assert isinstance(priced, tuple)
     return priced
 
@@ -44,13 +45,20 @@ def worst_section_ms(
     pages: int, pool_pages: int, mode: Paging, behaviour: PagingBehaviour, vcpus: int,
     settings: AuditSettings,
 ) -> float:
-    """The longest non-preemptible section of XSA-97's own operations, in ms. A pool too
-    small for the worst-case state holds no shadows to flush: 0."""
-    try:
-        ops = op_stalls(pages, pool_pages, mode, behaviour, vcpus, settings)
-    except PoolTooSmall:
-        return 0.0
-    return max(o.worst_case_ms for o in ops if not o.related)
+    """The longest non-preemptible section of XSA-97's own operations, in ms (cached per
+    run). A pool too small for the worst-case state holds no shadows to flush: 0."""
+    key = ("worst", pages, pool_pages, mode, behaviour, vcpus)
+    ms = settings.cache.get(key)
+    if ms is None:
+        try:
+            ops = xsa97_ops(pages, pool_pages, mode, behaviour, vcpus, settings.attack)
+            ns = settings.costs.ns_per_unit
+            ms = round(max(o.worst_ns(ns) for o in ops) / 1e6, 3)
+        except PoolTooSmall:
+            ms = 0.0
+        settings.cache[key] = ms
+    assert isinstance(ms, float)
+    return ms
 
 
 def _largest_under(limit: int, fits: Callable[[int], bool]) -> int:

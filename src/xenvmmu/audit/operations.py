@@ -69,7 +69,6 @@ def worst_case_spec(pages: int, pool_pages: int, paging: Paging, vcpus: int,
     )
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def estimate_ops(
     pages: int,
     pool_pages: int,
@@ -80,9 +79,26 @@ def estimate_ops(
 ) -> tuple[OpEstimate, ...]:
     """Every operation of XSA-97's class against an HVM guest of ``pages`` 4 KiB pages (its
     maximum memory) with a paging pool of ``pool_pages``, as a release with ``behaviour``
-    runs it. Raises :class:`PoolTooSmall` when the pool cannot hold the worst-case state."""
-    dirty = worst_case_spec(pages, pool_pages, paging, vcpus)
-    clean = worst_case_spec(pages, pool_pages, paging, vcpus, log_dirty=False)
+    runs it: XSA-97's own (:func:`xsa97_ops`), then the related ones (:func:`related_ops`).
+    Raises :class:`PoolTooSmall` when the pool cannot hold the worst-case state."""
+    key = (pages, pool_pages, paging, behaviour, vcpus)
+    return xsa97_ops(*key, attack) + related_ops(*key)
+
+
+def _specs(pages: int, pool_pages: int, paging: Paging,
+           vcpus: int) -> tuple[DomainSpec, DomainSpec]:
+    return (worst_case_spec(pages, pool_pages, paging, vcpus),
+            worst_case_spec(pages, pool_pages, paging, vcpus, log_dirty=False))
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def xsa97_ops(
+    pages: int, pool_pages: int, paging: Paging, behaviour: PagingBehaviour, vcpus: int,
+    attack: AttackAssumptions,
+) -> tuple[OpEstimate, ...]:
+    """The operations of XSA-97's verdict: log-dirty ENABLE / PEEK / CLEAN / OFF with their
+    mode hooks, and dirty-VRAM tracking."""
+    dirty, clean = _specs(pages, pool_pages, paging, vcpus)
     b = behaviour
     try:
         enable = analytic.enable(clean, b)
@@ -91,8 +107,6 @@ def estimate_ops(
         off = analytic.disable(dirty, b)
         vram = analytic.track_vram(clean, b, min(attack.vram_frames, pages), VRAM_BEGIN_GFN,
                                    unknown_frames=attack.vram_unknown_frames)
-        teardown = analytic.teardown(dirty, b)
-        grow = analytic.set_allocation(clean, b, 2 * (pool_pages >> 8) + 1)
     except ValueError as e:
         raise PoolTooSmall(str(e)) from None
     fixed = b.logdirty_preemptible
@@ -104,7 +118,6 @@ def estimate_ops(
         hook_name = "shadow blow-tables"
     ld = ("toolstack", "device_model", "guest")
     walk_note = "guest dirtying one page per 128 MiB makes every bitmap leaf exist"
-    relinquish, final = teardown.call(0), teardown.call(1)
     return (
         OpEstimate("logdirty_enable", ld, hook_preemptible, enable,
                    note=f"runs the {hook_name} once"),
@@ -115,15 +128,32 @@ def estimate_ops(
                    note=f"{hook_name}, then the bitmap is freed"),
         OpEstimate("vram_track", ("device_model",), False, vram,
                    note=f"{vram_frames_note(attack, paging)}; never preemptible"),
+    )
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def related_ops(
+    pages: int, pool_pages: int, paging: Paging, behaviour: PagingBehaviour, vcpus: int,
+) -> tuple[OpEstimate, ...]:
+    """Same-class operations reported beside the verdict: teardown and pool resizing."""
+    dirty, clean = _specs(pages, pool_pages, paging, vcpus)
+    b = behaviour
+    try:
+        teardown = analytic.teardown(dirty, b)
+        grow = analytic.set_allocation(clean, b, 2 * (pool_pages >> 8) + 1)
+    except ValueError as e:
+        raise PoolTooSmall(str(e)) from None
+    return (
         OpEstimate(
             "teardown_relinquish", ("toolstack", "guest"),
-            b.pool_teardown_preemptible and fixed, relinquish, related=True,
+            b.pool_teardown_preemptible and b.logdirty_preemptible, teardown.call(0),
+            related=True,
             reference="2015 paging-pool teardown fix (0174da5b79); XSA-410 (CVE-2022-33746)",
             note="domain destruction frees the paging pool, the log-dirty bitmap and (with "
             "XSA-410) the p2m; a guest with on_reboot=restart triggers it by rebooting",
         ),
         OpEstimate(
-            "teardown_final", ("toolstack", "guest"), b.p2m_free_preemptible, final,
+            "teardown_final", ("toolstack", "guest"), b.p2m_free_preemptible, teardown.call(1),
             related=True, reference="XSA-410 (CVE-2022-33746)",
             note="the RCU callback after destruction; before XSA-410 it frees every p2m page "
             "with no preemption point",

@@ -180,7 +180,7 @@ def clean(
     spec: DomainSpec, beh: PagingBehaviour, *, peek: bool = False, bitmap: bool = True
 ) -> Estimate:
     """One CLEAN (or PEEK) over ``p2m_size`` pfns, as the toolstack issues it."""
-    sh = Shape(spec)
+    sh = Shape.of(spec)
     fixed = beh.logdirty_preemptible
     do_clean = not peek
     slots = sh.slots()
@@ -208,7 +208,7 @@ def clean(
 @_cached
 def enable(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
     """Log-dirty ENABLE on a guest that has it off (spec.log_dirty False, dirty "none")."""
-    sh = Shape(spec)
+    sh = Shape.of(spec)
     if spec.log_dirty:
         return _estimate("enable", [])
     if spec.paging == "shadow":
@@ -246,7 +246,7 @@ def _trie_free(sh: Shape, beh: PagingBehaviour, first: Work, to_heap: bool = Fal
 @_cached
 def disable(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
     """Log-dirty OFF: the disable hook, then freeing the trie."""
-    sh = Shape(spec)
+    sh = Shape.of(spec)
     if not spec.log_dirty:
         return _estimate("off", [])
     if spec.paging == "shadow":
@@ -261,7 +261,7 @@ def disable(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
 @_cached
 def set_allocation(spec: DomainSpec, beh: PagingBehaviour, mb: int) -> Estimate:
     """SET_ALLOCATION to ``mb`` MiB (HAP; shadow growing) - a check after every page."""
-    sh = Shape(spec)
+    sh = Shape.of(spec)
     target = max(0, (mb << 8) - sh.p2m_pages)
     if spec.paging == "shadow" and target > 0:
         target = max(target, (spec.vcpus + 1) * 128 + sh.ram_pages // 256)
@@ -275,7 +275,7 @@ def set_allocation(spec: DomainSpec, beh: PagingBehaviour, mb: int) -> Estimate:
 @_cached
 def teardown(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
     """Relinquish-time teardown run to completion, then the RCU-time final teardown."""
-    sh = Shape(spec)
+    sh = Shape.of(spec)
     to_heap = beh.p2m_free_preemptible
     v = spec.vcpus
     steps: list[Step] = []
@@ -357,7 +357,7 @@ def track_vram(
       the range is mapped (superpages split on the way) and is not in closed form: it is
       reported as the repeated call, which it does not exceed by more than a few table pages.
     """
-    sh = Shape(spec)
+    sh = Shape.of(spec)
     nbytes = (frames + 7) >> 3
     if spec.paging == "hap":
         ram = sh.ram_pages_in(begin, begin + frames)

@@ -9,6 +9,7 @@ written ("all", the worst case); no directly-mapped MMIO.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from xenvmmu.model.constants import (
@@ -57,7 +58,14 @@ class SlotShape:
 
 
 class Shape:
-    """Counts of one guest state, computed from the layout's ranges."""
+    """Counts of one guest state, computed from the layout's ranges. Immutable once built;
+    :meth:`of` caches one per spec."""
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1 << 14)
+    def of(spec: DomainSpec) -> Shape:
+        """The (cached) shape of ``spec``."""
+        return Shape(spec)
 
     def __init__(self, spec: DomainSpec) -> None:
         if spec.mmio_direct:
