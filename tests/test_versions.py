@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from xenvmmu import xlcfg
 from xenvmmu.versions import (
-    Assumptions,
     Known,
     Unknown,
     VersionError,
@@ -170,10 +169,21 @@ def test_441_has_fix_and_revert() -> None:
         ("4.4.1", "sweep", False, False),
         ("4.4.3", "sweep", False, False),
         ("4.4.4", "sweep", True, False),  # 2015 teardown backport e19042ffbd
-        ("4.5.0", "lazy", False, False),  # 4.5.x backport release not recorded
-        ("4.5.5", "lazy", False, False),
+        ("4.5.0", "lazy", False, False),
+        ("4.5.1", "lazy", False, False),  # hap_teardown(d) @ RELEASE-4.5.1
+        ("4.5.2", "lazy", True, False),  # backport 9e6379ed39 @ RELEASE-4.5.2
+        ("4.5.5", "lazy", True, False),
         ("4.6.0", "lazy", True, False),
-        ("4.16.4", "lazy", True, False),  # XSA-410 point releases not recorded
+        ("4.12.0", "lazy", True, False),  # nothing of XSA-410 on stable-4.12
+        ("4.13.4", "lazy", True, False),  # XSA-410 backports: absent @ RELEASE-4.13.4
+        ("4.13.5", "lazy", True, True),  # eed4ef4177
+        ("4.14.5", "lazy", True, False),
+        ("4.14.6", "lazy", True, True),  # 804f83bfba
+        ("4.15.3", "lazy", True, False),
+        ("4.15.4", "lazy", True, True),  # b03074bb47
+        ("4.16.2", "lazy", True, False),
+        ("4.16.3", "lazy", True, True),  # a603386b42
+        ("4.16.4", "lazy", True, True),
         ("4.17.0", "lazy", True, True),
     ],
 )
@@ -217,11 +227,35 @@ def test_xl_rules_by_release() -> None:
 
 
 def test_cmdline_rules_come_from_profile() -> None:
-    assert profile_for("4.4.0").cmdline.bool_values == "lenient"
-    assert profile_for("4.4.0").cmdline.token_max == 99
+    # strict parse_params (63e8a1e5ff, 94dfb8bf8d) and char opt[128] first in RELEASE-4.10.0
+    old, new = profile_for("4.9.4").cmdline, profile_for("4.10.0").cmdline
+    assert (old.bool_values, old.token_max) == ("lenient", 99)
+    assert (new.bool_values, new.token_max) == ("strict", 127)
     assert profile_for("4.17.0").cmdline.bool_values == "strict"
-    custom = Assumptions(cmdline_strict_from=(4, 4))
-    assert profile_for("4.4.0", assumptions=custom).cmdline.bool_values == "strict"
+
+
+def test_hap_option_from_4_3() -> None:
+    # removed by 302b8a7c00 (2008), back with bf56007693 first in RELEASE-4.3.0
+    assert not profile_for("4.2.5").cmdline.hap_option
+    assert not profile_for("4.0.0").cmdline.hap_option
+    assert profile_for("4.3.0").cmdline.hap_option
+
+
+@pytest.mark.parametrize(
+    ("version", "custom"),
+    [("4.3.4", False), ("4.4.0", False), ("4.4.1", False), ("4.4.2", True),  # ae5c3023da
+     ("4.5.0", True), ("4.9.0", True), ("4.17.0", True)],  # 3ea2ba980a
+)
+def test_watchdog_force_by_release(version: str, custom: bool) -> None:
+    assert profile_for(version).cmdline.watchdog_custom is custom
+
+
+def test_xsa410_backport_pre_builds_use_the_stable_dates() -> None:
+    before = profile_for("4.16.3-pre", changeset_date=date(2022, 9, 1))
+    after = profile_for("4.16.3-pre", changeset_date=date(2022, 10, 20))
+    assert not before.p2m_free_preemptible and after.p2m_free_preemptible
+    tear = profile_for("4.5.2-pre", changeset_date=date(2015, 9, 20))
+    assert tear.pool_teardown_preemptible
 
 
 def test_newer_and_older_than_table() -> None:
@@ -287,7 +321,7 @@ def test_version_without_micro() -> None:
     assert profile_for("4.6").xsa97.value is True
 
 
-# --- patches and assumptions ------------------------------------------------------------------
+# --- patches ------------------------------------------------------------------
 
 
 def test_patched_distribution_build() -> None:
@@ -299,16 +333,6 @@ def test_patched_distribution_build() -> None:
     assert profile_for("4.16.2", patched=frozenset({"xsa410"})).p2m_free_preemptible
     with pytest.raises(VersionError, match="unknown patch"):
         profile_for("4.4.1", patched=frozenset({"xsa97"}))
-
-
-def test_assumptions() -> None:
-    backports = Assumptions(xsa410_backports=(((4, 16), 3),), teardown_4_5_first_micro=2)
-    assert not profile_for("4.16.2", assumptions=backports).p2m_free_preemptible
-    assert profile_for("4.16.3", assumptions=backports).p2m_free_preemptible
-    assert profile_for("4.16.4-pre", assumptions=backports).p2m_free_preemptible
-    assert not profile_for("4.15.5", assumptions=backports).p2m_free_preemptible
-    assert not profile_for("4.5.1", assumptions=backports).pool_teardown_preemptible
-    assert profile_for("4.5.2", assumptions=backports).pool_teardown_preemptible
 
 
 @pytest.mark.parametrize(

@@ -104,33 +104,60 @@ class Branch:
     pvh_v1: bool = False
     arm_default_type: Literal["pv", "pvh"] = "pvh"
     supported: bool = True
+    hap_option: bool = True  # the hypervisor has a `hap` command-line option
+    cmdline_strict: bool = True  # parse_params rejects bad values (keeps the old value)
+    watchdog_custom: Fix = _ALWAYS  # `watchdog` is a custom option that knows `force`
 
 
 _SWEEP = Fix(None, "HAP global type change walks the whole p2m (before Xen 4.5)")
 _NO_TEARDOWN = Fix(None, "pool teardown not restartable (fix 0174da5b79 is from 2015)")
-_NO_XSA410 = Fix(None, "no release of this branch is known to have the XSA-410 fix")
+_NO_XSA410 = Fix(None, "no release of this branch has the XSA-410 fix (nothing on "
+                       "stable-4.12 or older)")
+#: XSA-410 backports: the five x86 commits of 2022-10-11 on each stable branch; the
+#: ``preempted && !(++i % 1024)`` test is in xen/arch/x86/mm/p2m.c @ RELEASE-4.13.5 l.772,
+#: @ RELEASE-4.14.6 l.772, @ RELEASE-4.15.4 l.776, @ RELEASE-4.16.3 l.784 and absent
+#: @ RELEASE-4.13.4 and @ RELEASE-4.16.2.
+_XSA410_DAY = ((date(2022, 10, 11), True),)
+
+
+def _xsa410_backport(micro: int, commit: str) -> Fix:
+    return Fix(micro, f"XSA-410 backported (p2m_teardown preemption {commit}, 2022-10-11)",
+               stable=_XSA410_DAY)
+
+
 _UNSUPPORTED = Fix(None, "Xen <=4.1 never got the fix (out of security support in 2014)")
 
 # Before 4.10 (sources at the rows that change something): xl computes the pool, `builder`
 # only, hap default true with silent fallback, virt_caps silent about HAP.
+# The command line before 4.10: cmdline_parse (xen/common/kernel.c @ RELEASE-4.4.0 l.52-165)
+# counts an unknown boolean value as true and cuts options to 99 characters (char opt[100]);
+# strict parse_params (63e8a1e5ff, 94dfb8bf8d, 2017-08-28) and char opt[128] are first in
+# RELEASE-4.10.0. `watchdog` is a boolean before the custom `force` option (3ea2ba980a).
 _LEGACY = Branch(
     (0, 0), _NEVER, ((0, "4.3"),), _SWEEP, _NO_TEARDOWN, _NO_XSA410, pool_formula="xl",
     pool_by="xl", hap_default_follows_host=False, virt_caps_reports_hap=False,
-    xl_type_key=False, arm_default_type="pv",
+    xl_type_key=False, arm_default_type="pv", cmdline_strict=False,
+    watchdog_custom=Fix(None, "`watchdog` is a boolean option (no `force`)"),
 )
+# 4.0-4.2: the hypervisor `hap` option was removed by 302b8a7c00 (2008-03-05) and re-added by
+# bf56007693 (2013-02-12), first in RELEASE-4.3.0 (no boolean_param("hap") in
+# xen/arch/x86/hvm/hvm.c @ RELEASE-4.0.0, 4.1.0, 4.2.0, 4.2.5).
+_NO_HAP_OPTION = replace(_LEGACY, hap_option=False)
 # 4.7-4.12: the legacy toolstack on a hypervisor with the three fixes in every release and
 # the 4.7 xl.cfg dialect (rows below say what else changes).
 _FIXED_LEGACY = replace(_LEGACY, xsa97=_ALWAYS, hap_retype=_ALWAYS, teardown=_ALWAYS,
-                        dialects=((0, "4.7"),))
+                        watchdog_custom=_ALWAYS, dialects=((0, "4.7"),))
 
 BRANCHES: tuple[Branch, ...] = (
     # <=4.1: the same non-preemptible loops (paging.c @ RELEASE-4.1.0), never fixed, out of
     # security support in 2014. xl.cfg dialect not covered by the conformance suite: "4.2".
-    replace(_LEGACY, branch=(4, 0), xsa97=_UNSUPPORTED, dialects=((0, "4.2"),), supported=False),
-    replace(_LEGACY, branch=(4, 1), xsa97=_UNSUPPORTED, dialects=((0, "4.2"),), supported=False),
+    replace(_NO_HAP_OPTION, branch=(4, 0), xsa97=_UNSUPPORTED, dialects=((0, "4.2"),),
+            supported=False),
+    replace(_NO_HAP_OPTION, branch=(4, 1), xsa97=_UNSUPPORTED, dialects=((0, "4.2"),),
+            supported=False),
     # 4.2: fix 6fbd99d7cc, revert 09a293a57f, re-fix c844974caf (2014-10-31) after 4.2.5, the
     # last 4.2 release. libxlu @ RELEASE-4.2.0; 4.2.1 has backport d619b628a2.
-    replace(_LEGACY, branch=(4, 2), dialects=((0, "4.2"), (1, "4.2.1")), xsa97=Fix(
+    replace(_NO_HAP_OPTION, branch=(4, 2), dialects=((0, "4.2"), (1, "4.2.1")), xsa97=Fix(
         None, "no 4.2 release has it (re-fix c844974caf came after 4.2.5; distributions "
               "shipped the xsa97-hap patch)", stable=_xsa97_line(date(2014, 10, 31)))),
     # 4.3: fix b497ecca35, revert ffd7f8db50, re-fix 425e9039b6 (2014-10-17): first in 4.3.4.
@@ -139,41 +166,53 @@ BRANCHES: tuple[Branch, ...] = (
         stable=_xsa97_line(date(2014, 10, 17)))),
     # 4.4: fix 89f167e04e, revert 1f161c7d40 (both in 4.4.1), re-fix c8ed54edda (2014-10-17):
     # first in 4.4.2. Teardown backport e19042ffbd first in 4.4.4. PVHv1 (pvh=1) 4.4-4.8.
+    # `watchdog=force`: backport ae5c3023da (2014-10-01), custom_param("watchdog") in
+    # xen/arch/x86/nmi.c @ RELEASE-4.4.2, not @ RELEASE-4.4.1.
     replace(_LEGACY, branch=(4, 4), pvh_v1=True, xsa97=Fix(
         2, "first fixed 4.4.2 (re-fix c8ed54edda); 4.4.1 ships the August fix 89f167e04e "
            "and its revert 1f161c7d40, so it is unfixed",
         stable=_xsa97_line(date(2014, 10, 17))),
-        teardown=Fix(4, "restartable teardown backported to 4.4.4 (e19042ffbd)")),
+        teardown=Fix(4, "restartable teardown backported to 4.4.4 (e19042ffbd)"),
+        watchdog_custom=Fix(2, "`watchdog=force` backported to 4.4.2 (ae5c3023da)",
+                            stable=((date(2014, 10, 1), True),))),
     # 4.5: master re-fix 070493dfd2 (2014-10-06), first release 4.5.0. Lazy type change:
     # 90ac32559b (EPT), 9e52ad4f4d (NPT), 2014-05-02, first in 4.5.0, never backported.
-    # Teardown "backported to 4.5.x" without the point release: see Assumptions.
+    # Restartable teardown: backport 9e6379ed39 (2015-09-10), hap_teardown(d, preempted) in
+    # xen/arch/x86/mm/hap/hap.c @ RELEASE-4.5.2, hap_teardown(d) @ RELEASE-4.5.1.
+    # `watchdog=force`: 3ea2ba980a (2014-08-28), first in 4.5.0.
     replace(_LEGACY, branch=(4, 5), pvh_v1=True,
             xsa97=Fix(0, "every 4.5 release has it (070493dfd2)",
                       dev=_xsa97_line(date(2014, 10, 6))),
             hap_retype=Fix(0, "lazy recalculation (90ac32559b, 9e52ad4f4d) from 4.5.0",
                            dev=((date(2014, 5, 2), True),)),
-            teardown=Fix(None, "the 4.5.x release with the teardown backport is not recorded")),
-    # 4.6: master 0174da5b79 (2015-08, day not recorded) makes teardown restartable; libxlu
-    # nested lists (3ba52a60ff).
+            teardown=Fix(2, "restartable teardown backported to 4.5.2 (9e6379ed39)",
+                         stable=((date(2015, 9, 10), True),)),
+            watchdog_custom=Fix(0, "`watchdog=force` from 4.5.0 (3ea2ba980a)",
+                                dev=((date(2014, 8, 28), True),))),
+    # 4.6: master 0174da5b79 (2015-08-05) makes teardown restartable; libxlu nested lists
+    # (3ba52a60ff).
     replace(_LEGACY, branch=(4, 6), xsa97=_ALWAYS, hap_retype=_ALWAYS, dialects=((0, "4.6"),),
-            pvh_v1=True, teardown=Fix(0, "teardown restartable from 4.6.0 (0174da5b79)", dev=(
-                (date(2015, 8, 1), None), (date(2015, 9, 1), True)))),
+            pvh_v1=True, watchdog_custom=_ALWAYS,
+            teardown=Fix(0, "teardown restartable from 4.6.0 (0174da5b79)",
+                         dev=((date(2015, 8, 5), True),))),
     # 4.7: libxlu rejects unknown escapes (cf1416a6e8). 4.9: PVHv1 gone.
     replace(_FIXED_LEGACY, branch=(4, 7), pvh_v1=True),
     replace(_FIXED_LEGACY, branch=(4, 8), pvh_v1=True),
     replace(_FIXED_LEGACY, branch=(4, 9)),
     # 4.10: xl.cfg `type=` with prefix matching; `builder` deprecated (70ca3439f3).
-    replace(_FIXED_LEGACY, branch=(4, 10), xl_type_key=True),
-    replace(_FIXED_LEGACY, branch=(4, 11), xl_type_key=True),
+    # 4.10: strict command-line parsing (63e8a1e5ff, 94dfb8bf8d).
+    replace(_FIXED_LEGACY, branch=(4, 10), xl_type_key=True, cmdline_strict=True),
+    replace(_FIXED_LEGACY, branch=(4, 11), xl_type_key=True, cmdline_strict=True),
     # 4.12: xl makes Arm guests PVH by default.
-    replace(_FIXED_LEGACY, branch=(4, 12), xl_type_key=True, arm_default_type="pvh"),
+    replace(_FIXED_LEGACY, branch=(4, 12), xl_type_key=True, arm_default_type="pvh",
+            cmdline_strict=True),
     # 4.13: hap default = host cap_hap and hap=1 without HAP fails (948a4f6af3, d0c0ba7d3d);
     # virt_caps reports hap/shadow (948a4f6af3); libxl, not xl, computes the pool
     # (libxl_create.c @ RELEASE-4.13.0 l.1038, same formula); libxlu `+=` (a30910bfd7).
-    Branch((4, 13), xsa410=_NO_XSA410, pool_formula="xl"),
-    Branch((4, 14), xsa410=_NO_XSA410, pool_formula="xl"),
-    Branch((4, 15), xsa410=_NO_XSA410, pool_formula="xl"),
-    Branch((4, 16), xsa410=_NO_XSA410, pool_formula="xl"),
+    Branch((4, 13), xsa410=_xsa410_backport(5, "eed4ef4177"), pool_formula="xl"),
+    Branch((4, 14), xsa410=_xsa410_backport(6, "804f83bfba"), pool_formula="xl"),
+    Branch((4, 15), xsa410=_xsa410_backport(4, "b03074bb47"), pool_formula="xl"),
+    Branch((4, 16), xsa410=_xsa410_backport(3, "a603386b42"), pool_formula="xl"),
     # 4.17: pool by guest type and paging mode (2c99281085, XSA-409 series, first in 4.17.0).
     # XSA-410 master commits (1df52a2702 ... 8a2111250b) are dated 2022-10-11 like that
     # series, so 4.17.0 has them too.

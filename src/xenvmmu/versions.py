@@ -9,7 +9,7 @@ nothing else in xenvmmu branches on version numbers.
 A ``-pre``/``-rcN``/``-unstable`` build sits between releases, so its version alone often
 cannot say whether a fix is in. Its ``xen_changeset`` date decides where it can; where it
 cannot, the answer is ``Unknown`` with a reason: "could not assess" is a value, never an
-exception. Facts the research could not pin down are the named fields of ``Assumptions``.
+exception.
 ``default_pool_kib`` is the toolstack's default paging pool for each ``PoolFormula``.
 """
 
@@ -35,10 +35,8 @@ from ._branches import (
 from ._xenversion import VersionError, XenVersion
 
 __all__ = [
-    "DEFAULT_ASSUMPTIONS",
     "KNOWN_PATCHES",
     "Arch",
-    "Assumptions",
     "Classification",
     "CmdlineRules",
     "GuestType",
@@ -70,42 +68,22 @@ KNOWN_PATCHES = frozenset({"xsa97-hap", "xsa410"})
 
 
 @dataclass(frozen=True)
-class Assumptions:
-    """Facts the research could not pin down, as named parameters with conservative defaults.
-
-    * ``teardown_4_5_first_micro``: the restartable pool teardown (0174da5b79, 2015) was
-      "backported to 4.4.4/4.5.x"; the 4.5 point release is not recorded. Default None:
-      treat every 4.5.x as not having it.
-    * ``xsa410_backports``: XSA-410 (2022-10) is recorded only as master commits, first in
-      4.17.0; the point releases of 4.13-4.16 that got it are not recorded. Default: none.
-      Give ``((4, 16), 3)`` to say "4.16.3 and later have it".
-    * ``cmdline_strict_from``: Xen 4.4 counts an unrecognised boolean value (``hap=of``) as
-      true and ignores trailing junk in ``watchdog_timeout``; master reports an error and
-      keeps the previous value, and accepts ``watchdog=force``. The release that switched
-      was not traced (UNVERIFIED); only contradictory command lines are affected.
-    """
-
-    teardown_4_5_first_micro: int | None = None
-    xsa410_backports: tuple[tuple[tuple[int, int], int], ...] = ()
-    cmdline_strict_from: tuple[int, int] = (4, 10)
-
-
-DEFAULT_ASSUMPTIONS = Assumptions()
-
-
-@dataclass(frozen=True)
 class CmdlineRules:
-    """How one release's hypervisor parses boolean command-line options.
+    """How one release's hypervisor reads its command line (from the release table).
 
-    ``bool_values``: ``"lenient"`` (4.4 ``cmdline_parse``: an unrecognised value counts as
-    true) or ``"strict"`` (master ``parse_params``: an error, the option keeps its previous
-    value). ``watchdog_force``: ``watchdog=force`` understood. ``token_max``: longer options
-    are cut to this many characters (4.4 copies each option into ``char opt[100]``).
+    ``bool_values``: ``"lenient"`` (``cmdline_parse`` before 4.10: an unrecognised value
+    counts as true, a ``no-`` prefix on a custom option is ignored, numbers end at the first
+    non-digit) or ``"strict"`` (``parse_params`` from 4.10: an error, and a boolean keeps its
+    previous value). ``watchdog_custom``: ``watchdog`` is a custom option that understands
+    ``force`` (4.4.2, 4.5.0 and later), else a plain boolean. ``token_max``: longer options
+    are cut to this many characters (``char opt[100]`` before 4.10, ``opt[128]`` after).
+    ``hap_option``: the hypervisor has a ``hap`` option (not in 4.0-4.2).
     """
 
     bool_values: Literal["lenient", "strict"] = "strict"
-    watchdog_force: bool = True
-    token_max: int | None = None
+    watchdog_custom: bool = True
+    token_max: int = 127
+    hap_option: bool = True
 
 
 @dataclass(frozen=True)
@@ -189,7 +167,6 @@ def profile_for(
     *,
     patched: frozenset[str] = frozenset(),
     changeset_date: date | datetime | None = None,
-    assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
 ) -> Profile:
     """The behaviour of one Xen release.
 
@@ -209,15 +186,6 @@ def profile_for(
                      "the XSA-97 fix")
     when = changeset_day(changeset_date)
 
-    teardown = row.teardown
-    if row.branch == (4, 5) and assumptions.teardown_4_5_first_micro is not None:
-        teardown = Fix(assumptions.teardown_4_5_first_micro, "4.5.x backport (Assumptions)")
-    xsa410 = row.xsa410
-    for branch, micro in assumptions.xsa410_backports:
-        if branch == row.branch and row.xsa410.first is None:
-            xsa410 = Fix(micro, f"XSA-410 backport from {branch[0]}.{branch[1]}.{micro} "
-                                "(Assumptions)")
-
     def pick(fix: Fix, old: Fix | None, what: str, patch: str | None) -> Classification:
         c = classify(fix, old, v, when, what)
         if patch is not None and patch in patched and c.value is not True:
@@ -228,15 +196,22 @@ def profile_for(
                  "the XSA-97 fix (preemptible log-dirty)", "xsa97-hap")
     lazy = pick(row.hap_retype, prev.hap_retype if prev else None,
                 "lazy HAP type change", None)
-    tear = pick(teardown, prev.teardown if prev else None,
+    tear = pick(row.teardown, prev.teardown if prev else None,
                 "restartable pool teardown", None)
-    p2m = pick(xsa410, prev.xsa410 if prev else None,
+    p2m = pick(row.xsa410, prev.xsa410 if prev else None,
                "the XSA-410 fix (preemptible p2m freeing)", "xsa410")
+    # a development build of unknown date reads the command line as the branch's release does
+    custom = classify(row.watchdog_custom, prev.watchdog_custom if prev else None, v, when,
+                      "`watchdog=force`").value is True
 
     micro = v.micro or 0
     dialect = [d for m, d in row.dialects if m <= micro][-1]
-    strict = v.branch >= assumptions.cmdline_strict_from
-    rules = CmdlineRules("strict", True, None) if strict else CmdlineRules("lenient", False, 99)
+    rules = CmdlineRules(
+        bool_values="strict" if row.cmdline_strict else "lenient",
+        watchdog_custom=custom,
+        token_max=127 if row.cmdline_strict else 99,
+        hap_option=row.hap_option,
+    )
     return Profile(
         version=v,
         dialect=dialect,
@@ -310,7 +285,8 @@ def default_pool_kib(
 ) -> int:
     """The toolstack's default paging (shadow/HAP) pool in KiB (xen-config.md §2).
 
-    * ``xend`` (xm, <=4.2): ``1024·v + 8·M`` for HVM, 0 for PV; a configured
+    * ``xend`` (xm; ships through 4.4 - tools/python/xen/xend/image.py is present @
+      RELEASE-4.4.0, absent @ RELEASE-4.5.0): ``1024·v + 8·M`` for HVM, 0 for PV; a configured
       ``shadow_memory`` only raises it (``max``) (tools/python/xen/xend/image.py @ 4.2.0).
     * ``xl`` (xl <=4.12, libxl 4.13-4.16): ``4·(256·v + 2·M)`` = ``1024·v + 8·M`` for every
       type (libxl_get_required_shadow_memory, tools/libxl/libxl_utils.c @ RELEASE-4.4.0).

@@ -1,4 +1,4 @@
-"""The hypervisor command line with each release's boolean rules (issue 4 item 2)."""
+"""The hypervisor command line with each release's rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from xenvmmu.toolstack.cmdline import parse_cmdline
 from xenvmmu.versions import profile_for
 
 LENIENT = profile_for("4.4.0").cmdline  # xen/common/kernel.c @ RELEASE-4.4.0
-STRICT = profile_for("4.17.0").cmdline  # master parse_params
+CUSTOM = profile_for("4.5.0").cmdline  # lenient parsing, custom `watchdog` (3ea2ba980a)
+STRICT = profile_for("4.17.0").cmdline  # parse_params, from 4.10
 
 
 @pytest.mark.parametrize(
@@ -91,8 +92,8 @@ def test_dom0_part() -> None:
         ("watchdog=0 watchdog_timeout=3", (True, 3), (True, 3)),
         ("watchdog_timeout=0x10", (True, 16), (True, 16)),
         ("watchdog_timeout=010", (True, 8), (True, 8)),
-        ("watchdog_timeout=10s", (True, 10), (False, 5)),  # 4.4 ignores junk; master rejects
-        ("watchdog_timeout=abc", (False, 0), (False, 5)),
+        ("watchdog_timeout=10s", (True, 10), (True, 10)),  # 4.10+ stores 10, then reports
+        ("watchdog_timeout=abc", (False, 0), (False, 0)),
         ("no-watchdog_timeout=7", (True, 7), (False, 5)),
         ("watchdog=force", (True, 5), (True, 5)),
         ("watchdog=maybe", (True, 5), (False, 5)),
@@ -104,6 +105,36 @@ def test_watchdog(cmdline: str, lenient: tuple[bool, int], strict: tuple[bool, i
     for rules, expected in ((LENIENT, lenient), (STRICT, strict)):
         opts = parse_cmdline(cmdline, rules)
         assert (opts.watchdog, opts.watchdog_timeout) == expected, rules
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "expected"),
+    [
+        ("no-watchdog", (True, 5)),  # a custom option never sees its no- prefix before 4.10
+        ("watchdog=maybe", (False, 5)),  # parse_watchdog ignores an unknown value
+        ("watchdog=1 watchdog=maybe", (True, 5)),
+        ("watchdog=no", (False, 5)),
+        ("watchdog=force", (True, 5)),
+        ("no-watchdog_timeout=7", (True, 7)),
+    ],
+)
+def test_custom_watchdog_before_4_10(cmdline: str, expected: tuple[bool, int]) -> None:
+    opts = parse_cmdline(cmdline, CUSTOM)
+    assert (opts.watchdog, opts.watchdog_timeout) == expected
+    assert not opts.errors  # cmdline_parse reports nothing
+
+
+def test_strict_watchdog_timeout_keeps_what_it_read() -> None:
+    opts = parse_cmdline("watchdog_timeout=10s", STRICT)  # nmi.c @ RELEASE-4.10.0 l.79-86
+    assert (opts.watchdog, opts.watchdog_timeout) == (True, 10) and opts.errors
+    bare = parse_cmdline("watchdog_timeout=3 no-watchdog_timeout", STRICT)
+    assert (bare.watchdog, bare.watchdog_timeout) == (False, 0) and bare.errors
+
+
+def test_hap_option_ignored_before_4_3() -> None:
+    old = parse_cmdline("hap=0", profile_for("4.2.5").cmdline)
+    assert old.hap and old.hap_ignored == "hap=0"
+    assert not parse_cmdline("hap=0", profile_for("4.3.0").cmdline).hap
 
 
 def test_watchdog_force() -> None:

@@ -43,7 +43,10 @@ FACTS = [
     (3, H_442, G_256, "hap", 256 * GIB, 2113536, "recorded", True),
     (4, H_440, G_SHADOW, "shadow", 1 * GIB, 4194304, "recorded", False),
     (5, H_440, G_PV, None, 4 * GIB, None, "not_applicable", False),
-    (6, H_425, G_425, "shadow", 1 * GIB, 9216, "recorded", False),
+    # The README says "shadow" for fact 6; Xen 4.2 has no hypervisor `hap` option (removed by
+    # 302b8a7c00 in 2008, back in 4.3.0 with bf56007693; no boolean_param("hap") in
+    # xen/arch/x86/hvm/hvm.c @ RELEASE-4.2.5), so `hap=0` is ignored and the guest stays on HAP.
+    (6, H_425, G_425, "hap", 1 * GIB, 9216, "recorded", False),
     (8, H_45U, G_ERP, "hap", 64 * GIB, 532480, "recorded", False),
     (9, H_450, G_ERP, "hap", 64 * GIB, 532480, "recorded", True),
     (10, H_450, G_DNS, None, 512 * 1024, None, "not_applicable", True),
@@ -92,10 +95,14 @@ def test_fact4_default_would_be_10240(fixtures: Path) -> None:
     assert "c_info.hap = false" in effective_paging(g, h, h.profile()).reasons[1]
 
 
-def test_fact6_cmdline_overrides_default(fixtures: Path) -> None:
+def test_fact6_hap_option_ignored_on_4_2(fixtures: Path) -> None:
     h = load_host(fixtures / "hosts" / H_425)
     d = effective_paging(_guest(fixtures, G_425), h, h.profile())
-    assert any("hap=0" in r for r in d.reasons) and "silent fallback" in d.reasons[-1]
+    assert d.mode == "hap"
+    assert any("'hap=0' ignored" in r and "4.3.0" in r for r in d.reasons)
+    # the same command line on 4.3.0 moves the guest to shadow paging
+    h43 = host_from_flags("4.3.0", cmdline="hap=0")
+    assert effective_paging(_guest(fixtures, G_425), h43, h43.profile()).mode == "shadow"
 
 
 def test_fact7_433_host_with_64g_guest(fixtures: Path) -> None:

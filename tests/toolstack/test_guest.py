@@ -427,13 +427,15 @@ def test_no_shadow_paging_in_xen() -> None:
     ("version", "lines", "kib", "how", "applied"),
     [
         ("4.4.0", "memory=1024\nvcpus=1", 9216, "default", 9216),
-        # xl <=4.12 computes the pool before libxl's vCPU default: 0 vCPUs
+        # the pool is computed before libxl's vCPU default: 0 vCPUs, by xl up to 4.12 and
+        # by libxl from 4.13 on (libxl_create.c @ RELEASE-4.13.0 l.1038 vs l.1052)
         ("4.4.0", "memory=1024", 8192, "default", 8192),
-        ("4.13.0", "memory=1024", 9216, "default", 9216),
-        # no memory=/maxmem=: xl <=4.12 uses the unset sentinel (research quirk)
+        ("4.13.0", "memory=1024", 8192, "default", 8192),
+        ("4.17.0", "memory=1024", 4096, "default", 4096),  # HAP: 4 KiB per MiB
+        # no memory=/maxmem=: the unset max_memkb sentinel, in every release
         ("4.4.0", "vcpus=1", None, "unknown", None),
-        ("4.13.0", "", 1280, "default", 2048),  # SET_ALLOCATION takes whole MiB
-        ("4.17.0", "", 1152, "default", 1152),  # HAP: 1024 + 4*32
+        ("4.13.0", "", None, "unknown", None),
+        ("4.17.0", "vcpus=1", None, "unknown", None),
         ("4.4.0", "memory=394\nmaxmem=579\nvcpus=1", 5656, "default", 6144),  # whole MiB
         ("4.17.0", "memory=394\nmaxmem=579\nvcpus=1", 3340, "default", 3340),
         ("4.17.0", "memory=394\nmaxmem=579\nvcpus=1\nhap=0", 5656, "default", 5656),

@@ -26,7 +26,8 @@ from xenvmmu.versions import XenVersion
 #         watchdog, watchdog_timeout, changeset date (UTC day or None), XSA-97 fix
 HOSTS = {
     "xl-info_4.2.5_x86-intel_cmdline-hap0.txt":
-        ("4.2.5", "x86", True, True, False, False, False, 5, None, False),
+        # hap=0 is ignored: Xen 4.2 has no `hap` option (back in 4.3.0, bf56007693)
+        ("4.2.5", "x86", True, True, True, True, False, 5, None, False),
     "xl-info_4.3.3_x86-intel-ept_watchdog.txt":
         ("4.3.3", "x86", True, True, True, True, True, 10, None, False),
     "xl-info_4.4.0_x86-intel-ept.txt":
@@ -86,7 +87,7 @@ def test_fixture_details(hosts_dir: Path) -> None:
     assert amd.changeset == "39f513b"
     old = load_host(hosts_dir / "xl-info_4.2.5_x86-intel_cmdline-hap0.txt")
     assert old.info is not None and old.info.get("xen_version") is None  # composed
-    assert old.options.hap_token == "hap=0"
+    assert old.options.hap_ignored == "hap=0" and old.options.hap_token is None
     assert old.virt_caps == ("hvm", "hvm_directio")
     new = load_host(hosts_dir / "xl-info_4.17.0_x86-intel-hap.txt")
     assert new.virt_caps is not None and "hap" in new.virt_caps

@@ -13,10 +13,18 @@ and @ master l.70-300; xen/arch/x86/nmi.c @ RELEASE-4.4.0 and @ master):
   first ``=``; options are applied left to right, so the last occurrence wins;
 * a ``no-`` prefix inverts a boolean (``no-hap=no`` is true); bare ``hap`` or ``hap=`` is
   true; false words ``no off false disable 0``, true words ``yes on true enable 1``;
-* an unrecognised value (``hap=of``): ``lenient`` releases (4.4) count it as true, ``strict``
-  ones (master) report an error and leave the option at its previous value;
+* an unrecognised value (``hap=of``): ``lenient`` releases (before 4.10) count it as true,
+  ``strict`` ones (4.10 and later) report an error and leave the option at its previous value;
+* ``hap`` exists from 4.3.0 only: 4.0-4.2 ignore it as an unknown option;
+* ``watchdog``: a boolean until the custom option with ``force`` (4.4.2, 4.5.0). Before 4.10 a
+  custom option ignores a ``no-`` prefix (``no-watchdog`` turns it *on*) and an unknown value
+  (``watchdog=bogus`` changes nothing) - xen/common/kernel.c @ RELEASE-4.5.0 l.100-150,
+  xen/arch/x86/nmi.c @ RELEASE-4.5.0 l.50-71;
 * ``watchdog_timeout=N``: N seconds; non-zero also turns the watchdog on, 0 turns it off.
-  Lenient releases ignore trailing junk (``simple_strtoull``), strict ones reject it.
+  Lenient releases ignore trailing junk (``simple_strtoull``) and a ``no-`` prefix; from
+  4.10 the number is stored *then* the junk reported (``10s`` sets 10; nmi.c @ RELEASE-4.10.0
+  l.79-86), a bare ``no-watchdog_timeout`` passes ``"no"`` (0: off, reported) and
+  ``no-watchdog_timeout=N`` is rejected.
 
 Which rules apply is a property of the release: ``Profile.cmdline`` (``CmdlineRules``).
 """
@@ -53,6 +61,7 @@ class CmdlineOptions:
     watchdog_timeout_token: str | None = None
     dom0_part: str = ""
     errors: tuple[str, ...] = ()
+    hap_ignored: str | None = None  # a `hap` option the release does not have (4.0-4.2)
 
 
 def _bool_word(value: str | None) -> bool | None:
@@ -76,13 +85,12 @@ def _boolean(negated: bool, value: str | None, rules: CmdlineRules) -> bool | No
     return word != negated
 
 
-def _strtoull(value: str, strict: bool) -> int | None:
-    """``simple_strtoull(value, &end, 0)``: None when a strict release rejects the text."""
+def _strtoull(value: str) -> tuple[int, bool]:
+    """``simple_strtoull(value, &end, 0)``: the number and whether characters follow it."""
     m = re.match(r"(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", value)
     if m is None:
-        return None if strict else 0
-    if strict and m.end() != len(value):
-        return None
+        return 0, bool(value)
+    junk = m.end() != len(value)
     text = m.group(1)
     if text[:2] in ("0x", "0X"):
         n = int(text[2:], 16)
@@ -90,7 +98,7 @@ def _strtoull(value: str, strict: bool) -> int | None:
         n = int(text, 8)
     else:
         n = int(text)
-    return min(n, 2**64 - 1)
+    return min(n, 2**64 - 1), junk
 
 
 def parse_cmdline(text: str, rules: CmdlineRules) -> CmdlineOptions:
@@ -101,12 +109,15 @@ def parse_cmdline(text: str, rules: CmdlineRules) -> CmdlineOptions:
     for token in xen_part.split(" "):
         if not token:
             continue
-        opt = token if rules.token_max is None else token[: rules.token_max]
+        opt = token[: rules.token_max]
         key, eq, raw_value = opt.partition("=")
         value = raw_value if eq else None
         negated = key.startswith("no-")
         name = key[3:] if negated else key
         if name in ("hap", "hap_1gb", "hap_2mb"):
+            if name == "hap" and not rules.hap_option:
+                opts = replace(opts, hap_ignored=token)
+                continue
             new = _boolean(negated, value, rules)
             if new is None:
                 errors.append(f"{token}: invalid boolean value; {name} keeps its previous value")
@@ -125,36 +136,46 @@ def parse_cmdline(text: str, rules: CmdlineRules) -> CmdlineOptions:
 
 def _watchdog(opts: CmdlineOptions, errors: list[str], token: str, negated: bool,
               value: str | None, rules: CmdlineRules) -> CmdlineOptions:
-    """``watchdog``: a boolean (4.4) or ``force | <boolean>`` (master, custom parameter)."""
-    if not rules.watchdog_force:
+    """``watchdog``: a boolean, or (``rules.watchdog_custom``) ``force | <boolean>``."""
+    if not rules.watchdog_custom:
         new = _boolean(negated, value, rules)
         if new is None:
             errors.append(f"{token}: invalid boolean value; watchdog keeps its previous value")
             return opts
         return replace(opts, watchdog=new, watchdog_token=token)
-    if negated and value is not None:
-        errors.append(f"{token}: invalid (no- with a value on a custom option)")
-        return opts
-    if not negated and value == "force":
+    strict = rules.bool_values == "strict"
+    if negated and strict:
+        if value is not None:
+            errors.append(f"{token}: invalid (no- with a value on a custom option)")
+            return opts
+        value = "no"  # parse_params passes "no" to the custom handler
+    # before 4.10 a custom option never sees its no- prefix: no-watchdog is watchdog
+    if value == "force":
         return replace(opts, watchdog=True, watchdog_force=True, watchdog_token=token)
-    word = _bool_word("no" if negated else value)
+    word = _bool_word(value)
     if word is None:
-        errors.append(f"{token}: invalid value; watchdog unchanged")
-        return opts
-    return replace(opts, watchdog=word, watchdog_force=False, watchdog_token=token)
+        if strict:
+            errors.append(f"{token}: invalid value; watchdog unchanged")
+        return opts  # lenient: parse_watchdog ignores it silently
+    return replace(opts, watchdog=word, watchdog_force=opts.watchdog_force and word,
+                   watchdog_token=token)
 
 
 def _watchdog_timeout(opts: CmdlineOptions, errors: list[str], token: str, negated: bool,
                       value: str | None, rules: CmdlineRules) -> CmdlineOptions:
     """``watchdog_timeout=N``: sets the timeout; non-zero enables the watchdog, 0 disables."""
     strict = rules.bool_values == "strict"
-    if negated and strict:  # master passes "no" to the custom handler: not a number
-        errors.append(f"{token}: invalid (no- on a numeric option); watchdog_timeout unchanged")
-        return opts
-    secs = _strtoull(value or "", strict)  # 4.4 ignores a no- prefix on non-booleans
-    if secs is None:
-        errors.append(f"{token}: not a number; watchdog_timeout unchanged")
-        return opts
+    if negated and strict:
+        if value is not None:
+            errors.append(f"{token}: invalid (no- with a value on a custom option); "
+                          "watchdog_timeout unchanged")
+            return opts
+        value = "no"  # parse_params passes "no": simple_strtoull gives 0, then -EINVAL
+    text = value or ""  # before 4.10 a no- prefix on a custom option is ignored
+    secs, junk = _strtoull(text)
+    if junk and strict:
+        errors.append(f"{token}: trailing characters after the number; Xen 4.10+ keeps "
+                      f"the value it read ({secs}) and reports the error")
     return replace(opts, watchdog_timeout=secs, watchdog=secs != 0,
                    watchdog_force=opts.watchdog_force and secs != 0,
                    watchdog_token=token, watchdog_timeout_token=token)

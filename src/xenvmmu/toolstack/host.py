@@ -17,9 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
 from ..versions import (
-    DEFAULT_ASSUMPTIONS,
     Arch,
-    Assumptions,
     Profile,
     VersionError,
     XenVersion,
@@ -103,11 +101,10 @@ class HostSpec:
         """The ``xl info`` line of a field (for SARIF locations), if it came from a file."""
         return self.info.line(key) if self.info is not None else None
 
-    def profile(self, patched: frozenset[str] = frozenset(),
-                assumptions: Assumptions = DEFAULT_ASSUMPTIONS) -> Profile:
+    def profile(self, patched: frozenset[str] = frozenset()) -> Profile:
         """This host's release profile (development builds classified by changeset date)."""
         return profile_for(self.xen_version, patched=patched,
-                           changeset_date=self.changeset_date, assumptions=assumptions)
+                           changeset_date=self.changeset_date)
 
 
 def load_host(path: str | os.PathLike[str], overrides: HostOverrides = HostOverrides()) -> HostSpec:
@@ -233,6 +230,11 @@ def _hap(arch: Arch, profile: Profile, options: CmdlineOptions,
     if arch != "x86":
         reasons.append("Arm host: stage-2 translation, not x86 HAP (XSA-97 is x86-only)")
         return None, False, None
+    if options.hap_ignored:
+        reasons.append(
+            f"hypervisor option {options.hap_ignored!r} ignored: Xen {profile.version.major}."
+            f"{profile.version.minor} has no `hap` option (removed by 302b8a7c00 in 2008, back "
+            "in 4.3.0 with bf56007693); HAP stays on where the CPU has it")
     if options.hap_token is not None:
         state = "enabled" if options.hap else "disabled"
         reasons.append(f"hypervisor option hap {state} by {options.hap_token!r}"

@@ -148,15 +148,18 @@ def _default_pool(guest: GuestSpec, host: HostSpec, profile: Profile,
     assert guest.type is not None and guest.maxmem_kib is not None and guest.maxvcpus
     vcpus, maxmem = guest.maxvcpus, guest.maxmem_kib // 1024
     note = ""
-    if profile.pool_by == "xl":
-        # xl <=4.12 computes the default in parse_config_data() from b_info as xl set it,
-        # before libxl's defaults: max_vcpus is 0 without vcpus=/maxvcpus=, and without
-        # memory=/maxmem= max_memkb is the ~0 sentinel (xen-config.md §2 quirk).
-        if {"memory", "maxmem"} <= guest.defaulted:
-            return None, ("xl <=4.12 computes the default from the unset max_memkb sentinel "
-                          "and Xen gets 0 MiB; runtime effect untested (xen-config.md §2)")
-        if {"vcpus", "maxvcpus"} <= guest.defaulted and guest.origin == "xl.cfg":
-            vcpus, note = 0, "; no vcpus=/maxvcpus=, so xl counts 0 vCPUs"
+    # The default is computed from b_info as xl set it, before libxl's own defaults: by xl up
+    # to 4.12, by libxl from 4.13 to master, with the same inputs (libxl_create.c @
+    # RELEASE-4.13.0 l.1038 vs l.1052, @ master l.1229 vs 1243; xl_parse.c @ master l.1354,
+    # 1601-1604): max_vcpus is 0 without vcpus=/maxvcpus=, and without memory=/maxmem=
+    # max_memkb is the ~0 sentinel.
+    if {"memory", "maxmem"} <= guest.defaulted:
+        return None, (f"{profile.pool_by} computes the default pool from xl's unset max_memkb "
+                      "sentinel (no memory=/maxmem=): Xen <=4.16 gets a truncated size, 4.17+ "
+                      "fails the creation (read from the code, not run; xen-fidelity-review "
+                      "§2.4)")
+    if {"vcpus", "maxvcpus"} <= guest.defaulted and guest.origin == "xl.cfg":
+        vcpus, note = 0, "; no vcpus=/maxvcpus=, so the pool counts 0 vCPUs"
     kib = default_pool_kib(maxmem, vcpus, guest_type=guest.type, paging=mode, arch=host.arch,
                            formula=profile.pool_formula)
     return kib, (f"default pool ({profile.pool_formula} formula, computed by "
