@@ -16,7 +16,7 @@ from typing import Literal
 
 import pytest
 
-from xenvmmu.audit.operations import estimate_ops, pool_for_estimate
+from xenvmmu.audit.operations import estimate_ops, pool_for_estimate, xsa97_ops
 from xenvmmu.audit.rules import assess
 from xenvmmu.audit.settings import AuditSettings
 from xenvmmu.costs import default_profile
@@ -75,24 +75,42 @@ def test_audit_figures_are_the_closed_forms(version: str, paging: Literal["hap",
     teardown = analytic.teardown(dirty, beh)
     vram = analytic.track_vram(clean, beh, DEFAULT_ATTACK.vram_frames, VRAM_BEGIN_GFN,
                                unknown_frames=DEFAULT_ATTACK.vram_unknown_frames)
+    fixed = beh.logdirty_preemptible  # once the walk is preemptible, the hook stands alone
+    hook_op = "hap_global_retype" if paging == "hap" else "shadow_blow_tables"
     expected = {
-        "logdirty_enable": _ms(analytic.enable(clean, beh)),
         "logdirty_peek": _ms(analytic.clean(dirty, beh, peek=True)),
-        "logdirty_clean": _ms(analytic.clean(dirty, beh)),
-        "logdirty_off": _ms(analytic.disable(dirty, beh)),
+        "logdirty_clean": _ms(analytic.clean(dirty, beh, hook=not fixed)),
+        "logdirty_off": _ms(analytic.disable(dirty, beh, hook=not fixed)),
+        hook_op: _ms(analytic.mode_hooks(dirty, clean, beh)),
         "vram_track": _ms(vram),
         "teardown_relinquish": _ms(teardown.call(0)),
         "teardown_final": _ms(teardown.call(1)),
     }
+    # a whole CLEAN's longest section is the longer of its walk's and its hook's
+    whole = _ms(analytic.clean(dirty, beh))
+    hook_alone = max(w.weighted(NS) for w, _ in analytic.mode_hooks(dirty, clean, beh)
+                     .call(1).sections) / 1e6
+    assert _close(whole, max(expected["logdirty_clean"], hook_alone if fixed else 0.0))
     got = {o.op: o.worst_case_ms for o in f.ops}
     for op, ms in expected.items():
         assert _close(got[op], ms), (op, got[op], ms)
     assert f.worst_case_ms == max(got[op] for op in expected if not op.startswith("teardown"))
+    assert f.cve == ("CVE-2014-5149" if paging == "shadow"
+                     else None if fixed else "CVE-2014-5146")
 
 
 def _sim(scenario: str, version: str, paging: str, gib: int, **kw: object):  # type: ignore[no-untyped-def]
     return run_scenario(scenario, xen_version=version, paging=paging,  # type: ignore[arg-type]
                         memory_bytes=gib * GiB, vcpus=VCPUS, seed=3, **kw)  # type: ignore[arg-type]
+
+
+def _clean_hook_ms(version: str, paging: Literal["hap", "shadow"], gib: int,
+                   pool_kib: int | None) -> float:
+    """CLEAN's mode hook alone, in ms (the second call of ``mode_hooks``)."""
+    pool = pool_for_estimate(gib << 18, (pool_kib or 0) // 4, paging, VCPUS)
+    hooks = analytic.mode_hooks(_spec(gib, paging, pool, True), _spec(gib, paging, pool, False),
+                                profile_for(version).paging)
+    return _ms(hooks.call(1))
 
 
 SIM_SIZES_GIB = [1, 64, 300, 16384]  # model, model, closed form, closed form
@@ -102,14 +120,22 @@ SIM_RELEASES = ["4.4.0", "4.4.2", "4.5.0", "4.17.0"]
 @pytest.mark.parametrize("gib", SIM_SIZES_GIB)
 @pytest.mark.parametrize("paging", PAGINGS)
 @pytest.mark.parametrize("version", SIM_RELEASES)
-def test_simulated_sections_are_the_audit_figures(version: str, paging: str, gib: int) -> None:
+def test_simulated_sections_are_the_audit_figures(
+    version: str, paging: Literal["hap", "shadow"], gib: int
+) -> None:
     """The attack (CLEAN, PEEK) and the teardown (relinquish, final) as the simulator
     measures them, against the auditor's figures for the same guest and host."""
     f = _finding(version, gib, paging)
     got = {o.op: o.worst_case_ms for o in f.ops}
-    attack = _sim("attack", version, paging, gib, params=AttackParams(duration_ms=1.0, min_calls=2))
+    attack = _sim("attack", version, paging, gib,
+                  params=AttackParams(duration_ms=1.0, min_calls=2))
     assert attack.extra["ops"] == ("model" if gib <= 256 else "closed-form")
-    assert _close(attack.op("shadow_op.clean").max_nonpreemptible_ms, got["logdirty_clean"])
+    # one simulated CLEAN is the walk and the mode hook: the longer of the two figures
+    hook = got["hap_global_retype" if paging == "hap" else "shadow_blow_tables"]
+    clean = got["logdirty_clean"] if not profile_for(version).logdirty_preemptible else max(
+        got["logdirty_clean"], _clean_hook_ms(version, paging, gib, f.pool_kib))
+    assert hook >= _clean_hook_ms(version, paging, gib, f.pool_kib) - 0.001
+    assert _close(attack.op("shadow_op.clean").max_nonpreemptible_ms, clean)
     assert _close(attack.op("shadow_op.peek").max_nonpreemptible_ms, got["logdirty_peek"])
     teardown = _sim("teardown", version, paging, gib)
     assert _close(teardown.op("domctl.destroydomain").max_nonpreemptible_ms,
@@ -162,6 +188,8 @@ def test_ms_per_gib_is_smooth_across_the_build_limit(paging: str) -> None:
 
 def test_estimates_are_cached_on_their_inputs() -> None:
     beh = profile_for("4.4.0").paging
-    a = estimate_ops(1 << 20, 8192, "hap", beh, 2)
-    assert estimate_ops(1 << 20, 8192, "hap", beh, 2) is a
-    assert estimate_ops(1 << 20, 8192, "hap", profile_for("4.4.1").paging, 2) is a
+    a = xsa97_ops(1 << 20, 8192, "hap", beh, 2, DEFAULT_ATTACK)
+    assert xsa97_ops(1 << 20, 8192, "hap", beh, 2, DEFAULT_ATTACK) is a
+    # two releases with the same paging behaviour share one estimate
+    assert xsa97_ops(1 << 20, 8192, "hap", profile_for("4.4.1").paging, 2, DEFAULT_ATTACK) is a
+    assert estimate_ops(1 << 20, 8192, "hap", beh, 2)[: len(a)] == a

@@ -76,8 +76,9 @@ BIG_HAP = Finding(
         Mitigation("shrink", "Give the guest at most 1536 MiB."),
     ),
     ops=(
-        OpStall("logdirty_clean", "toolstack", False, 1234.5, reference="XSA-97"),
-        OpStall("pool_teardown", "toolstack", False, 40.0, related=True,
+        OpStall("logdirty_clean", ("toolstack",), False, 1234.5, reference="XSA-97",
+                sized_by=("guest", "device_model")),
+        OpStall("teardown_relinquish", ("toolstack",), False, 40.0, related=True,
                 reference="2015 pool teardown fix"),
     ),
     paging_reasons=("hap not set in the config; the host supports HAP",),
@@ -101,7 +102,7 @@ SHADOW = Finding(
     severity="medium",
     reasons=("shadow paging has no XSA-97 fix; blowing 68 MiB of shadows takes 87.25 ms",),
     mitigations=(Mitigation("hap_on", "Remove hap=0 so the guest uses HAP."),),
-    ops=(OpStall("shadow_blow_tables", "guest", False, 87.25, reference="XSA-97"),),
+    ops=(OpStall("shadow_blow_tables", ("toolstack",), False, 87.25, reference="XSA-97"),),
     paging_reasons=("hap=0 in the config",),
     decisive=SourceRef("guests/shadow-db.cfg", 7, "hap"),
 )
@@ -160,7 +161,7 @@ WEIRD = Finding(
     verdict="not_affected",
     severity="none",
     reasons=("Xen 4.5.0 carries the xsa97-hap fix",),
-    ops=(OpStall("logdirty_clean", "toolstack", True, 0.25, reference="XSA-97"),),
+    ops=(OpStall("logdirty_clean", ("toolstack",), True, 0.25, reference="XSA-97"),),
 )
 
 SMALL = Finding(

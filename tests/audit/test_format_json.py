@@ -103,10 +103,13 @@ def test_affected_hap_guest_whole() -> None:
             {"action": "shrink", "text": "Give the guest at most 1536 MiB."},
         ],
         "operations": [
-            {"op": "logdirty_clean", "trigger": "toolstack", "preemptible": False,
-             "worst_case_ms": 1234.5, "related": False, "reference": "XSA-97"},
-            {"op": "pool_teardown", "trigger": "toolstack", "preemptible": False,
-             "worst_case_ms": 40.0, "related": True, "reference": "2015 pool teardown fix"},
+            {"op": "logdirty_clean", "trigger": "toolstack", "started_by": ["toolstack"],
+             "sized_by": ["guest", "device_model"], "preemptible": False,
+             "worst_case_ms": 1234.5, "related": False, "residual": False,
+             "reference": "XSA-97"},
+            {"op": "teardown_relinquish", "trigger": "toolstack", "started_by": ["toolstack"],
+             "sized_by": [], "preemptible": False, "worst_case_ms": 40.0, "related": True,
+             "residual": False, "reference": "2015 pool teardown fix"},
         ],
         "paging_reasons": ["hap not set in the config; the host supports HAP"],
     }
@@ -164,10 +167,15 @@ def test_round_trip_to_findings() -> None:
             severity=g["severity"],
             reasons=tuple(g["reasons"]),
             mitigations=tuple(Mitigation(**m) for m in g["mitigations"]),
-            ops=tuple(OpStall(**o) for o in g["operations"]),
+            ops=tuple(_op_back(o) for o in g["operations"]),
             paging_reasons=tuple(g["paging_reasons"]),
             decisive=None if d is None else SourceRef(d["path"], d["line"], d["key"]),
         )
+
+    def _op_back(o: dict) -> OpStall:  # type: ignore[type-arg]
+        assert o.pop("trigger") == ", ".join(o["started_by"])
+        return OpStall(**{**o, "started_by": tuple(o["started_by"]),
+                          "sized_by": tuple(o["sized_by"])})
 
     rebuilt = [back(g) for g in doc["guests"]]
     # SHADOW is the one sample with both its own line and a decisive line

@@ -37,12 +37,19 @@ class SourceRef:
 class OpStall:
     """One operation of XSA-97's class that can be driven against the guest."""
 
-    op: str  # e.g. "logdirty_clean", "hap_global_retype", "shadow_blow_tables", "pool_teardown"
-    trigger: str  # who can drive it: "toolstack", "device_model", "guest"
+    op: str  # e.g. "logdirty_clean", "hap_global_retype", "shadow_blow_tables"
+    started_by: tuple[str, ...]  # who can issue it: "toolstack", "device_model"
     preemptible: bool  # does this release preempt it
     worst_case_ms: float  # longest non-preemptible section
-    related: bool = False  # True for the same-class ops outside XSA-97's verdict (teardown...)
-    reference: str = ""  # e.g. "XSA-97", "XSA-410", "2015 pool teardown fix"
+    related: bool = False  # True for the same-class ops outside the verdict (teardown...)
+    reference: str = ""  # the advisory or commits that cover exactly this code
+    sized_by: tuple[str, ...] = ()  # who decides how long it is: "guest", "device_model"...
+    residual: bool = False  # still run on a host that has the fix it was counted under
+
+    @property
+    def trigger(self) -> str:
+        """``started_by`` as one string (the JSON ``trigger`` field of schema 1)."""
+        return ", ".join(self.started_by)
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,16 @@ class OpEstimate:
     its closed form (every section; the auditor reports the longest)."""
 
     op: str
-    triggers: tuple[str, ...]
+    started_by: tuple[str, ...]  # who can issue it (see STARTED_BY)
+    sized_by: tuple[str, ...]  # who decides how much work it does (see SIZED_BY)
     preemptible: bool
     estimate: Estimate
-    related: bool = False  # outside XSA-97's verdict (same class: teardown, set_allocation)
+    related: bool = False  # outside the verdict (same class: teardown, set_allocation)
     reference: str = "XSA-97"
     note: str = ""
+    #: The host has the fix for the advisory this operation was once counted under, but
+    #: still runs this code (the 4.4.x HAP type sweep that xsa97-hap left in place).
+    residual: bool = False
 
     def worst_ns(self, ns_per_unit: Mapping[str, float]) -> float:
         """The longest non-preemptible section, priced."""
@@ -91,43 +95,106 @@ def _specs(pages: int, pool_pages: int, paging: Paging,
             worst_case_spec(pages, pool_pages, paging, vcpus, log_dirty=False))
 
 
+#: Who can issue each operation. The same under the default (dummy) XSM policy and under
+#: FLASK with a stub-domain device model (xen-fidelity-review.md §2.7):
+#: log-dirty ops - XEN_DOMCTL_shadow_op needs XSM_PRIV (xen/include/xsm/dummy.h @
+#: RELEASE-4.5.0 l.116-128), FLASK's device_model macro grants no shadow permission
+#: (tools/flask/policy/policy/modules/xen/xen.if @ RELEASE-4.4.0 l.135-147), and
+#: paging_domctl refuses a domain acting on itself (xen/arch/x86/mm/paging.c @ RELEASE-4.5.0
+#: l.665); dirty-VRAM tracking - the device model (FLASK grants it trackdirtyvram);
+#: destruction and pool resizing - the toolstack.
+STARTED_BY: dict[str, tuple[str, ...]] = {
+    "logdirty": ("toolstack",),
+    "vram": ("device_model",),
+    "teardown": ("toolstack",),
+    "set_allocation": ("toolstack",),
+}
+#: Who decides how much work one call does: the guest by writing its memory (bitmap leaves,
+#: p2m entries to retype, superpages shattered) and by its page tables (shadows); the device
+#: model by HVMOP_modified_memory (pages marked dirty) and the VRAM range (<= 1 GiB); the
+#: toolstack by the guest's memory and shadow_memory.
+SIZED_BY: dict[str, tuple[str, ...]] = {
+    "walk": ("guest", "device_model"),
+    "hap_sweep": ("guest", "toolstack"),
+    "shadow_blow": ("guest", "toolstack"),
+    "vram": ("device_model", "guest"),
+    "teardown": ("guest", "toolstack"),
+    "set_allocation": ("toolstack",),
+}
+XSA97 = "XSA-97"
+HAP_SWEEP_REF = ("HAP global p2m type sweep (p2m_change_entry_type_global): not part of the "
+                 "xsa97-hap fix; root marking only from 4.5.0 (90ac32559b EPT, 9e52ad4f4d NPT)")
+HAP_LAZY_REF = "HAP global p2m type change: root marking since 4.5.0 (90ac32559b, 9e52ad4f4d)"
+#: Why a residual operation is not the CVE it was once counted under, for the reasons.
+RESIDUAL_WHY = {
+    "hap_global_retype": (
+        "this host has the xsa97-hap fix (the log-dirty walk is preemptible) but still runs "
+        "the HAP global p2m type sweep on ENABLE, after every CLEAN and on OFF, which that fix "
+        "does not cover; Xen 4.5.0 replaced it by root marking (90ac32559b EPT, 9e52ad4f4d "
+        "NPT)"
+    ),
+}
+SHADOW_REF = ("XSA-97 (CVE-2014-5149): shadow_blow_tables, never made preemptible; XSA-495 "
+              "(2026) declares shadow paging not security supported")
+
+
 @functools.lru_cache(maxsize=1 << 15)
 def xsa97_ops(
     pages: int, pool_pages: int, paging: Paging, behaviour: PagingBehaviour, vcpus: int,
     attack: AttackAssumptions,
 ) -> tuple[OpEstimate, ...]:
-    """The operations of XSA-97's verdict: log-dirty ENABLE / PEEK / CLEAN / OFF with their
-    mode hooks, and dirty-VRAM tracking."""
+    """The operations of the verdict, one mechanism each: the log-dirty bitmap walk and
+    free (XSA-97's own code), the paging mode's hooks that ENABLE / CLEAN / OFF run (HAP:
+    the global p2m type change; shadow: blow-tables), and dirty-VRAM tracking.
+
+    Where the release does not preempt the walk (or free), the hook that follows runs in the
+    same non-preemptible section, so the walk's figure includes it; once the walk is
+    preemptible the hook is a section of its own and only the hook's operation carries it."""
     dirty, clean = _specs(pages, pool_pages, paging, vcpus)
     b = behaviour
+    fixed = b.logdirty_preemptible
     try:
-        enable = analytic.enable(clean, b)
         peek = analytic.clean(dirty, b, peek=True)
-        clean_op = analytic.clean(dirty, b)
-        off = analytic.disable(dirty, b)
+        clean_op = analytic.clean(dirty, b, hook=not fixed)
+        off = analytic.disable(dirty, b, hook=not fixed)
+        hooks = analytic.mode_hooks(dirty, clean, b)
         vram = analytic.track_vram(clean, b, min(attack.vram_frames, pages), VRAM_BEGIN_GFN,
                                    unknown_frames=attack.vram_unknown_frames)
     except ValueError as e:
         raise PoolTooSmall(str(e)) from None
-    fixed = b.logdirty_preemptible
+    ld = STARTED_BY["logdirty"]
+    walk_note = ("started by live migration, save or checkpointing; the guest makes it long "
+                 "by touching every 128 MiB region (one bitmap leaf each)")
+    with_hook = "" if fixed else ", with the mode hook that follows it in the same section"
     if paging == "hap":
-        hook_preemptible = b.hap_retype == "lazy"
-        hook_name = "HAP global p2m retype"
+        sweep = b.hap_retype == "sweep"
+        hook = OpEstimate(
+            "hap_global_retype", ld, SIZED_BY["hap_sweep"], not sweep, hooks,
+            reference=HAP_SWEEP_REF if sweep else HAP_LAZY_REF,
+            note=("run by log-dirty ENABLE, after every CLEAN and by OFF: every p2m entry of "
+                  "the guest rewritten, no preemption point" if sweep else
+                  "run by log-dirty ENABLE, CLEAN and OFF: at most 512 root entries marked"),
+            residual=sweep and fixed,
+        )
     else:
-        hook_preemptible = False
-        hook_name = "shadow blow-tables"
-    ld = ("toolstack", "device_model", "guest")
-    walk_note = "guest dirtying one page per 128 MiB makes every bitmap leaf exist"
+        hook = OpEstimate(
+            "shadow_blow_tables", ld, SIZED_BY["shadow_blow"], False, hooks,
+            reference=SHADOW_REF,
+            note="run by log-dirty ENABLE and after every CLEAN: every shadow destroyed; the "
+            "guest's page tables fill the shadow pool (shadow_memory)",
+        )
     return (
-        OpEstimate("logdirty_enable", ld, hook_preemptible, enable,
-                   note=f"runs the {hook_name} once"),
-        OpEstimate("logdirty_peek", ld, fixed, peek, note=walk_note),
-        OpEstimate("logdirty_clean", ld, fixed and hook_preemptible, clean_op,
-                   note=f"bitmap walk, then the {hook_name}; {walk_note}"),
-        OpEstimate("logdirty_off", ld, fixed and hook_preemptible, off,
-                   note=f"{hook_name}, then the bitmap is freed"),
-        OpEstimate("vram_track", ("device_model",), False, vram,
-                   note=f"{vram_frames_note(attack, paging)}; never preemptible"),
+        OpEstimate("logdirty_peek", ld, SIZED_BY["walk"], fixed, peek, reference=XSA97,
+                   note=walk_note),
+        OpEstimate("logdirty_clean", ld, SIZED_BY["walk"], fixed, clean_op, reference=XSA97,
+                   note=f"bitmap walk and clear{with_hook}; {walk_note}"),
+        OpEstimate("logdirty_off", ld, SIZED_BY["walk"], fixed, off, reference=XSA97,
+                   note=f"bitmap freed{with_hook}"),
+        hook,
+        OpEstimate("vram_track", STARTED_BY["vram"], SIZED_BY["vram"], False, vram,
+                   reference="dirty-VRAM tracking (never preemptible; capped at 1 GiB of "
+                   "frames by XSA-27)",
+                   note=f"{vram_frames_note(attack, paging)}; on every display refresh"),
     )
 
 
@@ -145,7 +212,7 @@ def related_ops(
         raise PoolTooSmall(str(e)) from None
     return (
         OpEstimate(
-            "teardown_relinquish", ("toolstack", "guest"),
+            "teardown_relinquish", STARTED_BY["teardown"], SIZED_BY["teardown"],
             b.pool_teardown_preemptible and b.logdirty_preemptible, teardown.call(0),
             related=True,
             reference="2015 paging-pool teardown fix (0174da5b79); XSA-410 (CVE-2022-33746)",
@@ -153,13 +220,15 @@ def related_ops(
             "XSA-410) the p2m; a guest with on_reboot=restart triggers it by rebooting",
         ),
         OpEstimate(
-            "teardown_final", ("toolstack", "guest"), b.p2m_free_preemptible, teardown.call(1),
+            "teardown_final", STARTED_BY["teardown"], SIZED_BY["teardown"],
+            b.p2m_free_preemptible, teardown.call(1),
             related=True, reference="XSA-410 (CVE-2022-33746)",
             note="the RCU callback after destruction; before XSA-410 it frees every p2m page "
             "with no preemption point",
         ),
         OpEstimate(
-            "set_allocation", ("toolstack",), True, grow, related=True,
+            "set_allocation", STARTED_BY["set_allocation"], SIZED_BY["set_allocation"], True,
+            grow, related=True,
             reference="paging pool resize",
             note="checks for preemption after every page in every release",
         ),

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from ..costs import CostProfile
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
-from ..versions import Profile, Unknown
+from ..versions import Paging, Profile, Unknown
 from .findings import Finding, Mitigation, OpStall, Severity, SourceRef, Verdict, clean_text
 from .mitigations import mitigations_for, op_stalls
-from .operations import OpEstimate, PoolTooSmall, pool_for_estimate
+from .operations import RESIDUAL_WHY, OpEstimate, PoolTooSmall, pool_for_estimate
 from .settings import DEFAULT_BUDGET_MS, AuditSettings
 
 CVE_HAP = "CVE-2014-5146"
@@ -47,11 +47,13 @@ def stalls(ops: tuple[OpEstimate, ...], costs: CostProfile) -> tuple[OpStall, ..
     return tuple(
         OpStall(
             op=o.op,
-            trigger=", ".join(o.triggers),
+            started_by=o.started_by,
             preemptible=o.preemptible,
             worst_case_ms=round(o.worst_ns(costs.ns_per_unit) / 1e6, 3),
             related=o.related,
             reference=o.reference,
+            sized_by=o.sized_by,
+            residual=o.residual,
         )
         for o in ops
     )
@@ -68,6 +70,20 @@ def guest_pages(guest: GuestSpec) -> int | None:
     if guest.maxmem_mib is not None:
         return guest.maxmem_mib * 256
     return None
+
+
+def cve_for(mode: Paging, profile: Profile) -> str | None:
+    """The CVE whose vulnerable code this host still runs for a guest in ``mode``: shadow
+    paging's operations were never made preemptible (CVE-2014-5149); HAP's log-dirty walk
+    is fixed by xsa97-hap (CVE-2014-5146), whatever else still runs."""
+    if mode == "shadow":
+        return CVE_SHADOW
+    return None if profile.logdirty_preemptible else CVE_HAP
+
+
+def _who(parties: tuple[str, ...]) -> str:
+    names = [p.replace("_", " ") for p in parties]
+    return " or ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def guest_vcpus(guest: GuestSpec) -> int:
@@ -90,8 +106,7 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
             verdict = "unknown"
         return _finish(base, verdict, reasons, paging_reasons=decision.reasons)
     mode = decision.mode
-    cve = CVE_HAP if mode == "hap" else CVE_SHADOW
-    base = {**base, "paging": mode, "cve": cve}
+    base = {**base, "paging": mode, "cve": cve_for(mode, profile)}
     pool = paging_pool(guest, host, profile, decision)
     base["pool_kib"] = pool.kib
     pages = guest_pages(guest)
@@ -124,11 +139,14 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
     if verdict == "affected":
         reasons.append(
             f"{worst_op.op} can hold a CPU for about {worst:,.0f} ms without a preemption "
-            f"point (above the {budget}); triggered by {worst_op.trigger}"
+            f"point (above the {budget}); started by the {_who(worst_op.started_by)}, made "
+            f"long by the {_who(worst_op.sized_by)}"
         )
+        if worst_op.residual:
+            reasons.append(f"residual exposure, not CVE-2014-5146: {RESIDUAL_WHY[worst_op.op]}")
     else:
         reasons.append(
-            f"longest non-preemptible section about {worst:,.1f} ms, within the {budget}"
+            f"longest non-preemptible section about {worst:,.3f} ms, within the {budget}"
         )
     if host.watchdog and worst >= host.watchdog_timeout * 1000:
         reasons.append(

@@ -177,9 +177,11 @@ def _slot_work(s: SlotShape, clean: bool, bitmap: bool, fixed: bool) -> Work:
 
 @_cached
 def clean(
-    spec: DomainSpec, beh: PagingBehaviour, *, peek: bool = False, bitmap: bool = True
+    spec: DomainSpec, beh: PagingBehaviour, *, peek: bool = False, bitmap: bool = True,
+    hook: bool = True,
 ) -> Estimate:
-    """One CLEAN (or PEEK) over ``p2m_size`` pfns, as the toolstack issues it."""
+    """One CLEAN (or PEEK) over ``p2m_size`` pfns, as the toolstack issues it. ``hook=False``
+    leaves out CLEAN's mode hook (the walk alone, XSA-97's part)."""
     sh = Shape.of(spec)
     fixed = beh.logdirty_preemptible
     do_clean = not peek
@@ -199,7 +201,7 @@ def clean(
     else:
         for s in slots:
             steps.append(_w(_slot_work(s, do_clean, bitmap, False) * s.multiplicity))
-    if do_clean:
+    if do_clean and hook:
         steps.append(_w(_clean_hook(sh, beh)))
     return _estimate("peek" if peek else "clean", steps)
 
@@ -243,18 +245,32 @@ def _trie_free(sh: Shape, beh: PagingBehaviour, first: Work, to_heap: bool = Fal
     return steps
 
 
+def _disable_hook(sh: Shape, beh: PagingBehaviour) -> Work:
+    if sh.spec.paging == "shadow":
+        return Work(entries_written=sh.spec.vcpus)
+    marked = beh.hap_retype == "lazy" and not sh.dirty
+    return _retype(sh, beh, False, marked)
+
+
 @_cached
-def disable(spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
-    """Log-dirty OFF: the disable hook, then freeing the trie."""
+def disable(spec: DomainSpec, beh: PagingBehaviour, *, hook: bool = True) -> Estimate:
+    """Log-dirty OFF: the disable hook, then freeing the trie (``hook=False``: the free
+    alone, XSA-97's part)."""
     sh = Shape.of(spec)
     if not spec.log_dirty:
         return _estimate("off", [])
-    if spec.paging == "shadow":
-        hook = Work(entries_written=spec.vcpus)
-    else:
-        marked = beh.hap_retype == "lazy" and not sh.dirty
-        hook = _retype(sh, beh, False, marked)
-    return _estimate("off", _trie_free(sh, beh, hook))
+    return _estimate("off", _trie_free(sh, beh, _disable_hook(sh, beh) if hook else ZERO))
+
+
+@_cached
+def mode_hooks(dirty: DomainSpec, clean_spec: DomainSpec, beh: PagingBehaviour) -> Estimate:
+    """The paging mode's log-dirty hooks alone, one call each: ENABLE's on ``clean_spec``
+    (log-dirty off), CLEAN's and OFF's on ``dirty`` (log-dirty on). HAP: the global p2m type
+    change (a full sweep before 4.5.0); shadow: ``shadow_blow_tables`` (ENABLE, CLEAN)."""
+    sh = Shape.of(dirty)
+    steps: list[Step] = list(enable(clean_spec, beh).calls[0])
+    steps += [_CALL_END, _w(_clean_hook(sh, beh)), _CALL_END, _w(_disable_hook(sh, beh))]
+    return _estimate("mode_hooks", steps)
 
 
 # -- pool ------------------------------------------------------------------------------------

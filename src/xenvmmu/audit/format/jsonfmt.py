@@ -111,9 +111,12 @@ def _operation(op: OpStall) -> dict[str, object]:
     return {
         "op": op.op,
         "trigger": op.trigger,
+        "started_by": list(op.started_by),
+        "sized_by": list(op.sized_by),
         "preemptible": op.preemptible,
         "worst_case_ms": finite(op.worst_case_ms),
         "related": op.related,
+        "residual": op.residual,
         "reference": op.reference,
     }
 
