@@ -97,3 +97,28 @@ def test_lazy_releases_have_no_residual() -> None:
         f = _assess(v)
         assert not any(o.residual for o in f.ops)
         assert XenVersion.parse(v) >= XenVersion(4, 5, 0)
+
+
+def test_residual_has_its_own_identity_in_every_format() -> None:
+    import json
+
+    from xenvmmu.audit.findings import AuditReport
+    from xenvmmu.audit.format import get_formatter
+
+    f = _assess("4.4.2")
+    report = AuditReport(findings=(f,), budget_ms=SETTINGS.budget_ms, tool_version="t")
+    sarif = json.loads(get_formatter("sarif").render(report))
+    (result,) = sarif["runs"][0]["results"]
+    assert result["ruleId"] == "HAP-TYPE-SWEEP-RESIDUAL" and result["kind"] == "fail"
+    assert "CVE-2014-5146" not in result["properties"]["tags"]
+    vex = json.loads(get_formatter("openvex").render(report))
+    (statement,) = vex["statements"]
+    assert statement["vulnerability"]["name"] == "CVE-2014-5146"
+    assert statement["status"] == "not_affected"  # the host has that fix
+    assert statement["justification"] == "vulnerable_code_not_present"
+    assert "residual" in statement["impact_statement"]
+    prom = get_formatter("prometheus").render(report)
+    assert 'cve="CVE-2014-5146"' not in prom
+    doc = json.loads(get_formatter("json").render(report))
+    (op,) = [o for o in doc["guests"][0]["operations"] if o["residual"]]
+    assert op["op"] == "hap_global_retype" and op["started_by"] == ["toolstack"]

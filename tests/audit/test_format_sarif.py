@@ -53,6 +53,7 @@ def test_run_and_rules() -> None:
         ("XSA-97-HAP", ["security", "XSA-97", "CVE-2014-5146"]),
         ("XSA-97-SHADOW", ["security", "XSA-97", "CVE-2014-5149"]),
         ("XSA-97-UNKNOWN", ["security", "XSA-97"]),
+        ("HAP-TYPE-SWEEP-RESIDUAL", ["security", "XSA-97"]),
     ]
     assert driver["rules"][0]["helpUri"] == "https://xenbits.xen.org/xsa/advisory-97.html"
     assert run["properties"]["budgetMs"] == 30.0

@@ -129,7 +129,7 @@ def _statement(f: Finding, cve: str, budget_ms: float) -> dict[str, object]:
         f"worst-case non-preemptible section {format_ms(f.worst_case_ms)} ms, "
         f"budget {format_number(budget_ms)} ms"
     )
-    if f.verdict == "affected":
+    if f.verdict == "affected" and f.cve == cve:
         mitigation = first_mitigation(f)
         statement["status"] = "affected"
         statement["action_statement"] = (

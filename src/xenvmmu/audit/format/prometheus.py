@@ -26,7 +26,6 @@ from xenvmmu.audit.format.base import (
     VERDICTS,
     Formatter,
     display_name,
-    finding_cve,
     register,
     summarize,
 )
@@ -129,7 +128,7 @@ class PrometheusFormatter(Formatter):
         return (
             *_guest_labels(f),
             ("type", f.guest_type or ""),
-            ("cve", finding_cve(f) or ""),
+            ("cve", f.cve or ""),
             ("severity", f.severity),
             ("verdict", f.verdict),
             ("xen_version", f.xen_version or ""),

@@ -43,11 +43,13 @@ SARIF_SCHEMA = (
 RULE_HAP = "XSA-97-HAP"
 RULE_SHADOW = "XSA-97-SHADOW"
 RULE_UNKNOWN = "XSA-97-UNKNOWN"
+RULE_RESIDUAL = "HAP-TYPE-SWEEP-RESIDUAL"
 _RULE_BY_CVE = {CVE_HAP: RULE_HAP, CVE_SHADOW: RULE_SHADOW}
 _LEVEL_BY_SEVERITY = {"critical": "error", "high": "error", "medium": "warning"}
 
 
-def _rule(rule_id: str, name: str, short: str, full: str, cve: str | None) -> dict[str, object]:
+def _rule(rule_id: str, name: str, short: str, full: str, cve: str | None,
+          level: str | None = None) -> dict[str, object]:
     tags = ["security", "XSA-97"] + ([cve] if cve else [])
     return {
         "id": rule_id,
@@ -56,7 +58,7 @@ def _rule(rule_id: str, name: str, short: str, full: str, cve: str | None) -> di
         "fullDescription": {"text": full},
         "helpUri": ADVISORY_URL,
         "help": {"text": f"{full} See {ADVISORY_URL}."},
-        "defaultConfiguration": {"level": "note" if cve is None else "error"},
+        "defaultConfiguration": {"level": level or ("note" if cve is None else "error")},
         "properties": {"tags": tags},
     }
 
@@ -84,6 +86,16 @@ RULES = (
         "xenvmmu could not tell whether this guest is exposed to XSA-97 (for example an xm "
         "configuration written in Python, or a missing fact); the reasons say what is missing.",
         None,
+    ),
+    _rule(
+        RULE_RESIDUAL, "ResidualHapTypeSweep",
+        "Non-preemptible HAP p2m type sweep left in place by the xsa97-hap fix",
+        "On Xen 4.4.2-4.4.x (or an older 4.4 with the xsa97-hap patch) the log-dirty walk is "
+        "preemptible, but every log-dirty ENABLE, CLEAN and OFF of an HVM guest using HAP "
+        "still ends with a sweep of its whole p2m that cannot be preempted. Not CVE-2014-5146 "
+        "(the host has that fix); Xen 4.5.0 replaced the sweep by root marking (90ac32559b, "
+        "9e52ad4f4d).",
+        None, level="error",
     ),
 )
 
@@ -154,7 +166,10 @@ def _result(f: Finding, budget_ms: float) -> dict[str, object]:
     name = one_line(display_name(f))
     mitigation = first_mitigation(f)
     if f.verdict == "affected":
-        rule_id = _RULE_BY_CVE.get(cve or "", RULE_UNKNOWN)
+        residual = f.cve is None and any(o.residual for o in f.ops)
+        rule_id = RULE_RESIDUAL if residual else _RULE_BY_CVE.get(f.cve or cve or "",
+                                                                   RULE_UNKNOWN)
+        cve = None if residual else cve
         level = _LEVEL_BY_SEVERITY.get(f.severity, "note")
         kind = "fail"
         text = (
