@@ -47,7 +47,8 @@ HYPERVISOR_ARCH_1: Final = 49  # paging_domctl_continuation (XSA-97 fix)
 # Shadow ops of XEN_DOMCTL_shadow_op (public/domctl.h)
 SHADOW_ENABLE_LOG_DIRTY: Final = 1 << 2  # mode flag for ENABLE
 
-# Hash buckets of the shadow hash table (shadow/private.h SHADOW_HASH_BUCKETS)
+# Hash buckets of the shadow hash table (SHADOW_HASH_BUCKETS, defined in
+# xen/arch/x86/mm/shadow/common.c @ RELEASE-4.4.0 l.1738, @ master l.863)
 SHADOW_HASH_BUCKETS: Final = 251
 
 # Shadow pool floor: 128 pages per vCPU plus one (4.4 shadow_min_acceptable_pages counts
