@@ -1,6 +1,6 @@
 """Audit throughput: 10,000 generated guest configs against one host.
 
-Target (issue 4): <= 5 s on one core and <= 500 MB peak memory for the whole run (scan,
+Target: <= 5 s on one core and <= 500 MB peak memory for the whole run (scan,
 parse, assess, JSON report). Runs in a fresh subprocess so the peak RSS is the audit's own.
 """
 

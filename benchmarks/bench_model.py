@@ -1,4 +1,4 @@
-"""Paging-model benchmark (issue 5): big guests, one CLEAN each, time and peak memory.
+"""Paging-model benchmark: big guests, one CLEAN each, time and peak memory.
 
 Targets: one CLEAN of a fully dirty 8 TiB HAP guest, on the pre-fix (4.4.0) and the fixed
 (4.4.2, 4.5.0) behaviour: <= 5 s wall and <= 1.5 GiB peak RSS each; a 16 TiB guest that touched

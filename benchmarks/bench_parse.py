@@ -1,6 +1,6 @@
 """xl.cfg parse throughput over the conformance corpus's real-world files (one core).
 
-Reference point (issue 3): the C libxlu parses these files at about 120,000 files/s
+Reference point: the C libxlu parses these files at about 120,000 files/s
 (155 MB/s) on one core of this kind of machine; our target is a tenth of that,
 >= 12,000 files/s. Figures are the best of several timed rounds (process CPU time, so that
 other load on the machine inflates them less), plus the median for honesty.

@@ -3,8 +3,8 @@
 For each (guest size, Xen release, paging mode) the ``attack`` scenario runs with the
 watchdog armed but not stopping the run (``stop_on_panic=False``), so the table shows the
 real length of the longest non-preemptible section *and* whether a 5 s watchdog would have
-fired. Operations are the stand-ins of :mod:`xenvmmu.sim.workloads` until the model's are
-wired (the ``ops`` column says which ran). Wall time is process CPU time of one run.
+fired. Operations are the paging model's up to 256 GiB and a replay of its closed forms
+above (the ``ops`` column says which ran). Wall time is process CPU time of one run.
 
 A second figure times the analytic handling of ``Loop`` steps against the expanded form.
 """

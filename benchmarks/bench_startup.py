@@ -1,7 +1,7 @@
 """Start-up time of the command line: `xenvmmu parse` against bare `python -c pass`.
 
 A short command should not pay for numpy, SimPy and the paging model: `cli.py` imports a
-subcommand only when it runs (issue: light start). Both commands run in fresh interpreters in
+subcommand only when it runs. Both commands run in fresh interpreters in
 the same session, interleaved, and the figure is the best of several runs (wall clock), so
 that other load on the machine inflates it less; the median is printed too. Goal: `parse`
 of one small file within 4x of bare Python.

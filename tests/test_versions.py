@@ -1,4 +1,4 @@
-"""Xen version parsing/ordering and the per-release Profile table (issue 4 item 1)."""
+"""Xen version parsing/ordering and the per-release Profile table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GuestSpec from xl.cfg and from `xl list -l` JSON; paging mode and pool (issue 4 item 3)."""
+"""GuestSpec from xl.cfg and from `xl list -l` JSON; paging mode and pool."""
 
 from __future__ import annotations
 
@@ -138,7 +138,6 @@ def test_truncated_fixture(tmp_path: Path, guests_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        (1, "not a {\"domid\", \"config\"} object"),
         ({"domid": 3}, "not a {\"domid\", \"config\"} object"),
         ({"domid": 3, "config": {"c_info": []}}, "no c_info/b_info"),
         ({"domid": True, **{k: v for k, v in _hvm_domain().items() if k != "domid"}},
@@ -151,6 +150,11 @@ def test_bad_domains_are_invalid_specs(entry: object, message: str) -> None:
     assert bad.status == "invalid" and bad.reason is not None and message in bad.reason
     assert "l.json: domain #0" in bad.reason
     assert good.status == "ok"
+
+
+def test_a_non_object_element_is_a_file_error_not_a_guest() -> None:
+    with pytest.raises(InputFileError, match=r"l\.json: \$\[0\] is a number, not a domain"):
+        guests_from_xl_list(json.dumps([1, _hvm_domain()]), source="l.json")
 
 
 @pytest.mark.parametrize("value", [10**30, 1e400, -5, "1024", [1], True, 2**63])

@@ -1,4 +1,4 @@
-"""HostSpec from `xl info` fixtures, from flags, and merged (issue 4 item 2)."""
+"""HostSpec from `xl info` fixtures, from flags, and merged."""
 
 from __future__ import annotations
 
