@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from simpy.events import Event
 
-from xenvmmu.sim import SCHEMA, Call, Host, HostParams, Victim
+from xenvmmu.sim import SCHEMA, Call, Host, HostParams
 from xenvmmu.sim.metrics import percentile
 from xenvmmu.sim.scenarios import run_scenario
 
@@ -18,8 +18,8 @@ from .fakes import UNIT, Chunks, one_step
 
 def _traced_run(seed: int) -> tuple[list[tuple[float, int, str]], str]:
     h = Host(HostParams(pcpus=2, trace=True), cost=UNIT, seed=seed)
-    Victim(h, 0)
-    Victim(h, 1, name="victim.1")
+    h.victim(0)
+    h.victim(1, name="victim.1")
     a = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     b = h.vcpu("dom0.1", domain="dom0", pcpu=1)
     target = h.domain("guest")

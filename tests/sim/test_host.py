@@ -7,6 +7,7 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+from simpy import Environment
 from simpy.events import Event
 
 from xenvmmu.model.work import Op, PreemptCheck, WorkStep
@@ -18,9 +19,9 @@ from xenvmmu.sim import (
     SchedParams,
     SimulationError,
     Softirq,
-    Victim,
     WatchdogParams,
 )
+from xenvmmu.sim.softirq import Softirqs
 from xenvmmu.sim.timer import Timer, TimerQueue
 
 from .fakes import UNIT, Chunks, host, ns, one_step, run_one
@@ -44,6 +45,32 @@ def test_timer_queue_orders_and_forgets_rearmed_timers() -> None:
     assert q.earliest() is None and not a.active
 
 
+def test_softirqs_run_lowest_first_once_per_pass() -> None:
+    env = Environment()
+    s = Softirqs(env)
+    ran: list[str] = []
+    s.on_pass(lambda: ran.append("pass"))
+    s.open(Softirq.RCU, lambda: ran.append("rcu"))
+    s.open(Softirq.TIMER, lambda: ran.append("timer"))
+    assert s.mark(Softirq.RCU) and s.mark(Softirq.TIMER) and not s.mark(Softirq.RCU)
+    assert s.process(lambda: True)
+    assert ran == ["pass", "timer", "rcu"] and s.passes == 1
+    assert not s.pending and s.pending_since is None
+    assert not s.process(lambda: True)  # nothing pending: no pass
+    s.mark(Softirq.TIMER)
+    assert not s.process(lambda: False) and s.pending == {Softirq.TIMER}  # not allowed now
+
+
+def test_a_softirq_without_handler_fails_loudly() -> None:
+    s = Softirqs(Environment())
+    s.open(Softirq.TIMER, lambda: None)
+    with pytest.raises(SimulationError):
+        s.open(Softirq.TIMER, lambda: None)
+    s.mark(Softirq.SCHEDULE)
+    with pytest.raises(SimulationError):
+        s.process(lambda: True)
+
+
 def test_stuck_pcpu_takes_one_timer_interrupt_and_keeps_softirqs_pending() -> None:
     h = host(1, params=HostParams(pcpus=1, rcu_probe_ms=None))
     p = h.pcpus[0]
@@ -53,9 +80,9 @@ def test_stuck_pcpu_takes_one_timer_interrupt_and_keeps_softirqs_pending() -> No
     def watch() -> Generator[Event, Any, None]:
         yield h.env.timeout(55 * MS)
         seen["mode"] = p.mode
-        seen["pending"] = set(p.pending)
-        seen["ticks"] = p.sched.ticks
-        seen["since"] = p.pending_since
+        seen["pending"] = set(p.softirqs.pending)
+        seen["ticks"] = h.scheds[0].ticks
+        seen["since"] = p.softirqs.pending_since
 
     h.process(watch())
     run_one(h, v, Call("long", one_step(100 * MS)))
@@ -63,7 +90,7 @@ def test_stuck_pcpu_takes_one_timer_interrupt_and_keeps_softirqs_pending() -> No
     assert seen["pending"] == {Softirq.TIMER}
     assert seen["ticks"] == 0  # the tick's callback never ran while stuck
     assert seen["since"] < 10 * MS
-    assert p.sched.ticks >= 1 and not p.pending  # ran at the exit
+    assert h.scheds[0].ticks >= 1 and not p.softirqs.pending  # ran at the exit
 
 
 def test_enter_xen_twice_is_an_error() -> None:
@@ -120,7 +147,7 @@ def test_two_cpu_hogs_share_a_pcpu_in_timeslices() -> None:
 def test_rate_limit_keeps_a_freshly_scheduled_vcpu() -> None:
     params = HostParams(pcpus=1, sched=SchedParams(ratelimit_us=5000.0), rcu_probe_ms=None)
     h = host(1, params=params)
-    Victim(h, 0, period_ms=1.0, work_us=1.0)
+    h.victim(0, period_ms=1.0, work_us=1.0)
     _hogs(h, 1, 50.0)
     m = h.run()
     # the hog runs >= 5 ms per scheduling; the victim waits up to that long
@@ -129,7 +156,7 @@ def test_rate_limit_keeps_a_freshly_scheduled_vcpu() -> None:
 
 def test_victim_on_an_idle_pcpu_runs_on_time() -> None:
     h = host(1, params=HostParams(pcpus=1, rcu_probe_ms=None))
-    Victim(h, 0)
+    h.victim(0)
     m = h.run(until_ms=100)
     assert m.victim_latency.samples >= 99
     assert m.victim_latency.max_ms == 0.0 and m.victim_latency.missed_wakes == 0
@@ -152,7 +179,7 @@ def test_schedparams_validation() -> None:
 @pytest.mark.parametrize("length_ms", [3.0, 20.0, 77.0])
 def test_victim_delay_reaches_the_longest_section_on_its_pcpu(length_ms: float) -> None:
     h = host(2, seed=int(length_ms))
-    Victim(h, 0, period_ms=1.0)
+    h.victim(0, period_ms=1.0)
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     m, _ = run_one(h, v, Call("long", one_step(length_ms * MS)), after_ns=2.3 * MS)
     longest = m.max_nonpreemptible_by_pcpu_ms[0]
@@ -163,9 +190,16 @@ def test_victim_delay_reaches_the_longest_section_on_its_pcpu(length_ms: float) 
     assert m.victim_latency.missed_wakes >= int(length_ms) - 2
 
 
+def test_victim_parameters_are_checked_before_anything_is_built() -> None:
+    h = host(1)
+    with pytest.raises(ValueError):
+        h.victim(0, period_ms=0.0)
+    assert "victim" not in h.domains
+
+
 def test_victim_on_another_pcpu_is_not_delayed() -> None:
     h = host(2)
-    Victim(h, 1)
+    h.victim(1)
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     m, _ = run_one(h, v, Call("long", one_step(50 * MS)))
     assert m.max_nonpreemptible_by_pcpu_ms[0] == pytest.approx(50.0005)
@@ -175,7 +209,7 @@ def test_victim_on_another_pcpu_is_not_delayed() -> None:
 
 def test_preemptible_op_bounds_the_victim_delay() -> None:
     h = host(1)
-    Victim(h, 0)
+    h.victim(0)
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     m, _ = run_one(h, v, Call("split", Chunks(200, 0.25 * MS)))
     # a section (0.25 ms) plus at most the 1 ms rate limit
@@ -200,7 +234,7 @@ def test_rcu_grace_period_is_stretched_by_a_nonpreemptible_section() -> None:
 
 def test_rcu_callback_work_runs_unpreemptibly_in_softirq_context() -> None:
     h = host(2)
-    Victim(h, 0)
+    h.victim(0)
     fired: list[bool] = []
 
     def op() -> Op:

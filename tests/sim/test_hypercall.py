@@ -21,7 +21,6 @@ from xenvmmu.sim import (
     HostParams,
     ProtocolError,
     SimDomain,
-    Victim,
     first_firing_iteration,
 )
 
@@ -30,7 +29,7 @@ from .fakes import Chunks, Looped, host, ns, one_step, run_one
 
 def test_preemptible_op_continues_until_done() -> None:
     h = host(1)
-    Victim(h, 0)
+    h.victim(0)
     op = Chunks(50, 0.5 * MS)
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     m, [r] = run_one(h, v, Call("fake", op))
@@ -46,7 +45,7 @@ def test_check_fires_only_when_something_is_pending() -> None:
     h = host(1, params=HostParams(pcpus=1, rcu_probe_ms=None))
     op = Chunks(4, 1000.0)  # 4 us in all: no tick in between (tick phase >= 0 ... 10 ms)
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
-    tick = h.pcpus[0].sched.ticker.deadline
+    tick = h.scheds[0].ticker.deadline
     _, [r] = run_one(h, v, Call("fake", op), after_ns=0.0)
     assert tick > 5000.0 or r.continuations <= 1
     if tick > 5000.0:
@@ -56,7 +55,7 @@ def test_check_fires_only_when_something_is_pending() -> None:
 def test_check_sees_an_interrupt_at_the_same_instant() -> None:
     """Hardware interrupts are URGENT: a check at time t sees a timer due at t."""
     h = host(1, params=HostParams(pcpus=1, rcu_probe_ms=None, hypercall_entry_ns=0.0))
-    tick = h.pcpus[0].sched.ticker.deadline
+    tick = h.scheds[0].ticker.deadline
     # one unit of work costs exactly the time to the tick: the first chunk ends on it
     h.cost = CostProfile("tick", MappingProxyType({f: tick if f == "entries_read" else 0.0
                                                    for f in FIELDS}))
@@ -76,7 +75,7 @@ def test_loop_is_the_same_as_its_expanded_form(n: int, chunk: int, seed: int,
     for compact in (True, False):
         h = host(2, seed=seed)
         if victim:
-            Victim(h, 0, period_ms=0.7)
+            h.victim(0, period_ms=0.7)
         op = Looped(n, chunk, compact=compact)
         v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
         m, [r] = run_one(h, v, Call("fake", op))
@@ -131,7 +130,7 @@ def test_domctl_lock_contention_gives_a_continuation() -> None:
 
 def test_conflicting_paging_op_gets_ebusy() -> None:
     h = host(2)
-    Victim(h, 0)
+    h.victim(0)
     target = h.domain("guest")
     a = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     b = h.vcpu("dm.0", domain="dm", pcpu=1)
@@ -174,7 +173,7 @@ def test_paging_op_entry_rules() -> None:
 
 def test_target_stays_paused_across_continuations() -> None:
     h = host(1)
-    Victim(h, 0)
+    h.victim(0)
     target = h.domain("guest")
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     seen: list[bool] = []
@@ -199,7 +198,7 @@ def test_target_stays_paused_across_continuations() -> None:
 
 def test_eagain_restart_reissues_the_call() -> None:
     h = host(1)
-    Victim(h, 0)
+    h.victim(0)
     op = Chunks(30, 0.5 * MS)
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     _, [r] = run_one(h, v, Call("destroy", op, on_restart="eagain"))
@@ -253,7 +252,7 @@ def test_simdomain_unpause_without_pause() -> None:
 
 def test_an_event_for_the_caller_fires_its_check() -> None:
     """``hypercall_preempt_check()``'s second condition: an event for the calling vCPU."""
-    seed = next(s for s in range(50) if host(1, seed=s).pcpus[0].sched.ticker.deadline > MS)
+    seed = next(s for s in range(50) if host(1, seed=s).scheds[0].ticker.deadline > MS)
     h = host(1, seed=seed, params=HostParams(pcpus=1, rcu_probe_ms=None))
     v = h.vcpu("dom0.0", domain="dom0", pcpu=0)
     op = Chunks(4, 100_000.0)

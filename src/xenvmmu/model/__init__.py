@@ -1,4 +1,4 @@
-"""The hypervisor's paging state and operations, without time (issue 5).
+"""The hypervisor's paging state and operations, without time.
 
 State like Xen's (:mod:`domain`): the paging :mod:`pool`, the :mod:`p2m` (counts per table,
 4K/2M/1G leaves, lazy-recalc markers), the log-dirty :mod:`trie` (numpy leaf bitmaps allocated on
@@ -11,11 +11,12 @@ and the release's preemption checks (the protocol is in :mod:`work`):
 * :func:`vram.track_dirty_vram`;
 * guest-side events, plain functions returning :class:`~work.Work`: :mod:`guest`.
 
-:func:`build.build_domain` puts a guest in a given state cheaply; :mod:`runner` drives
-operations under a preemption :class:`~runner.Policy`; :mod:`analytic` gives the same work in
-closed form. Per-release behaviour comes only from :class:`xenvmmu.versions.Profile`
-(``logdirty_preemptible``, ``hap_retype``, ``pool_teardown_preemptible``,
-``p2m_free_preemptible``).
+:func:`build.build_domain` puts a guest described by a :class:`~spec.DomainSpec` in a given
+state cheaply; :mod:`runner` drives operations under a preemption :class:`~runner.Policy`;
+:mod:`analytic` gives the same work in closed form. Per-release behaviour comes only from
+:class:`xenvmmu.versions.PagingBehaviour` (``logdirty_preemptible``, ``hap_retype``,
+``pool_teardown_preemptible``, ``p2m_free_preemptible``; a release's
+:class:`~xenvmmu.versions.Profile` carries it as ``.paging``).
 
 Importing this package imports none of its submodules: each name below is loaded from its
 submodule on first access, so ``import xenvmmu.model.work`` (as the cost profile does) does
@@ -29,13 +30,7 @@ from typing import TYPE_CHECKING
 from xenvmmu._lazy import export_dir, load_export
 
 if TYPE_CHECKING:
-    from xenvmmu.model.build import (
-        BuildError,
-        DomainSpec,
-        apply_dirty,
-        build_domain,
-        default_pool_mb,
-    )
+    from xenvmmu.model.build import BuildError, apply_dirty, build_domain
     from xenvmmu.model.constants import P2MType, ShadowOp
     from xenvmmu.model.domain import Domain, PreemptState, VramTracking
     from xenvmmu.model.domctl import paging_domctl
@@ -52,6 +47,7 @@ if TYPE_CHECKING:
         run_to_completion,
     )
     from xenvmmu.model.sink import DenseBitmap, SparseBitmap
+    from xenvmmu.model.spec import DomainSpec, default_pool_mb
     from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
     from xenvmmu.model.vram import VramRequest, track_dirty_vram
     from xenvmmu.model.work import (
@@ -106,7 +102,7 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "build": ("BuildError", "DomainSpec", "apply_dirty", "build_domain", "default_pool_mb"),
+    "build": ("BuildError", "apply_dirty", "build_domain"),
     "constants": ("P2MType", "ShadowOp"),
     "domain": ("Domain", "PreemptState", "VramTracking"),
     "domctl": ("paging_domctl",),
@@ -116,6 +112,7 @@ _EXPORTS = {
         "run_to_completion",
     ),
     "sink": ("DenseBitmap", "SparseBitmap"),
+    "spec": ("DomainSpec", "default_pool_mb"),
     "teardown": ("paging_final_teardown", "paging_teardown"),
     "vram": ("VramRequest", "track_dirty_vram"),
     "work": (

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xenvmmu.model import hooks
 from xenvmmu.model.constants import (
     EBUSY,
     EFAULT,
@@ -33,6 +32,7 @@ from xenvmmu.model.constants import (
     ShadowOp,
 )
 from xenvmmu.model.domain import Domain
+from xenvmmu.model.hooks import clean_dirty_bitmap, disable_log_dirty, enable_log_dirty
 from xenvmmu.model.sink import BitmapSink
 from xenvmmu.model.trie import L2Node, LogDirtyTrie
 from xenvmmu.model.work import ZERO, Op, PreemptCheck, Work, WorkStep, fired
@@ -144,7 +144,7 @@ def _op_prefix(d: Domain, sc: ShadowControl) -> Op:
     if pages < sc.pages:
         sc.pages = pages
     if clean:
-        yield from hooks.clean_dirty_bitmap(d)
+        yield from clean_dirty_bitmap(d)
     d.unpause()
     return 0
 
@@ -201,7 +201,7 @@ def _op_fixed(d: Domain, sc: ShadowControl, caller: int, resuming: bool) -> Op:
     if pages < sc.pages:
         sc.pages = pages
     if clean:
-        yield from hooks.clean_dirty_bitmap(d)
+        yield from clean_dirty_bitmap(d)
     d.unpause()
     return 0
 
@@ -276,7 +276,7 @@ def log_dirty_enable(d: Domain, log_global: bool = True) -> Op:
     if d.log_dirty:
         return -EINVAL
     d.pause()
-    yield from hooks.enable_log_dirty(d, log_global)
+    yield from enable_log_dirty(d, log_global)
     d.unpause()
     return 0
 
@@ -287,7 +287,7 @@ def log_dirty_disable(d: Domain, caller: int = 0, resuming: bool = False) -> Op:
         if not d.log_dirty:
             return 0
         d.pause()
-        yield from hooks.disable_log_dirty(d)
+        yield from disable_log_dirty(d)
         rc = yield from free_log_dirty_bitmap(d, 0, caller)
         d.unpause()
         return rc
@@ -295,7 +295,7 @@ def log_dirty_disable(d: Domain, caller: int = 0, resuming: bool = False) -> Op:
     if not resuming:
         d.pause()
         if d.log_dirty:
-            yield from hooks.disable_log_dirty(d)
+            yield from disable_log_dirty(d)
     ret = yield from free_log_dirty_bitmap(d, ret, caller)
     if ret == -ERESTART:
         return ret

@@ -6,14 +6,9 @@ table), an L2 table's 2 MiB (a 2M leaf or an L1 table), an L1 table's 4 KiB. Eve
 page lent by the paging pool. Leaves carry a p2m type; the 4.5 lazy type change adds a *recalc
 marker* to any present entry (EPT: EMT=7 plus the recalc bit; NPT: U and A clear).
 
-Storage, per root slot (one L3 table and everything below it, a :class:`Chunk`):
-
-* L3 entries: ``kind``/``ptype``/``mark`` arrays of 512;
-* entries of the L2 tables below: ``(512, 512)`` arrays, allocated with the first L2 table;
-* each L1 table as counts: ``l1_ram`` (RAM entries, typed ram_rw or ram_logdirty), ``l1_fixed``
-  (present non-RAM entries, e.g. mmio_direct), ``l1_ld`` (how many RAM entries are logdirty);
-  which entries those are is implied when uniform (0 or all) and kept as a 512-bit mask in
-  ``wp`` only for mixed tables; recalc markers of L1 entries likewise in ``l1mark``.
+Storage, per root slot (one L3 table and everything below it): a
+:class:`~xenvmmu.model.p2m_chunk.Chunk`, with the entry kinds and types, in the lower module
+:mod:`~xenvmmu.model.p2m_chunk` that every p2m module shares (re-exported here).
 
 Which entries of an L1 table are RAM or MMIO comes from the :class:`Layout` (it never changes
 after population). Memory therefore grows with the tables that exist and with *mixed* tables,
@@ -25,11 +20,9 @@ The shadow-mode p2m is a software-only p2m-pt table ("pt" flavour): 4K leaves on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from xenvmmu.model.constants import (
     ENTRIES,
@@ -41,51 +34,13 @@ from xenvmmu.model.constants import (
     P2MType,
 )
 from xenvmmu.model.layout import Layout, Span, Superpages, _mask
+from xenvmmu.model.p2m_chunk import LD, LEAF, NONE, RW, TABLE, Chunk, Flavour, P2MError
+from xenvmmu.model.p2m_populate import populate
 from xenvmmu.model.pool import PagingPool
 
-Flavour = Literal["ept", "npt", "pt"]
-NONE, LEAF, TABLE = 0, 1, 2
-RW, LD = int(P2MType.ram_rw), int(P2MType.ram_logdirty)
-U8 = npt.NDArray[np.uint8]
-I16 = npt.NDArray[np.int16]
-B = npt.NDArray[np.bool_]
-
-
-class P2MError(RuntimeError):
-    """The pool could not supply the p2m tables a guest's layout needs (-ENOMEM at build)."""
-
-
-@dataclass
-class Chunk:
-    """One L3 table (a root slot, 512 GiB of gfns) and everything below it."""
-
-    kind: U8 = field(default_factory=lambda: np.zeros(ENTRIES, np.uint8))
-    ptype: U8 = field(default_factory=lambda: np.zeros(ENTRIES, np.uint8))
-    mark: B = field(default_factory=lambda: np.zeros(ENTRIES, np.bool_))
-    l2_kind: U8 | None = None  # (512, 512): entries of the L2 table under each L3 slot
-    l2_ptype: U8 | None = None
-    l2_mark: B | None = None
-    l1_ram: I16 | None = None  # (512, 512): per L1 table
-    l1_fixed: I16 | None = None
-    l1_ld: I16 | None = None
-    wp: dict[int, int] = field(default_factory=dict)  # local L1 index -> logdirty mask (mixed)
-    l1mark: dict[int, int] = field(default_factory=dict)  # local L1 index -> marker mask
-    mixed: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(ENTRIES, np.int32))
-    n_l2: int = 0
-    n_l1: int = 0
-
-    def ensure_l2(self) -> None:
-        if self.l2_kind is None:
-            self.l2_kind = np.zeros((ENTRIES, ENTRIES), np.uint8)
-            self.l2_ptype = np.zeros((ENTRIES, ENTRIES), np.uint8)
-            self.l2_mark = np.zeros((ENTRIES, ENTRIES), np.bool_)
-
-    def ensure_l1(self) -> None:
-        self.ensure_l2()
-        if self.l1_ram is None:
-            self.l1_ram = np.zeros((ENTRIES, ENTRIES), np.int16)
-            self.l1_fixed = np.zeros((ENTRIES, ENTRIES), np.int16)
-            self.l1_ld = np.zeros((ENTRIES, ENTRIES), np.int16)
+__all__ = [
+    "LD", "LEAF", "NONE", "P2M", "RW", "TABLE", "Chunk", "Flavour", "P2MCounts", "P2MError",
+]
 
 
 @dataclass(frozen=True)
@@ -142,8 +97,6 @@ class P2M:
     # -- population (domain build) -------------------------------------------------------------
     def populate(self, superpages: Superpages) -> int:
         """Map the layout with the largest leaves allowed; returns table pages allocated."""
-        from xenvmmu.model.p2m_populate import populate
-
         return populate(self, superpages)
 
     # -- per-L1-table masks --------------------------------------------------------------------

@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from xenvmmu.model.constants import ENTRIES, ORDER_1G
-from xenvmmu.model.p2m import LD, LEAF, NONE, P2M, RW, TABLE
+from xenvmmu.model.p2m import P2M
+from xenvmmu.model.p2m_chunk import LD, LEAF, NONE, RW, TABLE
 from xenvmmu.model.p2m_write import split_1g
 from xenvmmu.model.work import Work
 

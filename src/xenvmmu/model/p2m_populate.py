@@ -4,18 +4,40 @@ libxc's HVM builder asks for 1 GiB, then 2 MiB, then 4 KiB pages, and each order
 ``set_p2m_entry`` allocates the tables on its path from the paging pool
 (xen-project/xen tools/libxc/xc_hvm_build_x86.c, xen/arch/x86/mm/p2m.c @ RELEASE-4.4.0).
 Runs of leaves are written a 1 GiB block at a time with numpy slices.
+
+Below :mod:`~xenvmmu.model.p2m` (whose ``P2M.populate`` calls :func:`populate`): what it
+needs of the table is the :class:`P2MTables` protocol, the entries come from
+:mod:`~xenvmmu.model.p2m_chunk`.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from xenvmmu.model.constants import ENTRIES, ORDER_1G, ORDER_2M, P2MType
-from xenvmmu.model.layout import Superpages
-from xenvmmu.model.p2m import LEAF, NONE, P2M, RW, TABLE, Chunk, P2MError
+from xenvmmu.model.layout import Layout, Superpages
+from xenvmmu.model.p2m_chunk import LEAF, NONE, RW, TABLE, Chunk, Flavour, P2MError
 
 
-def populate(p2m: P2M, superpages: Superpages) -> int:
+class P2MTables(Protocol):
+    """What populating uses of a :class:`~xenvmmu.model.p2m.P2M`: its tables and the pool."""
+
+    layout: Layout
+    flavour: Flavour
+    chunks: dict[int, Chunk]
+    root_allocated: bool
+    pages: int
+
+    def lend(self, n: int) -> bool:
+        """Take ``n`` table pages from the pool, all or nothing."""
+        ...
+
+    def init_root(self) -> None: ...
+
+
+def populate(p2m: P2MTables, superpages: Superpages) -> int:
     """Map the layout with the largest leaves allowed; returns table pages allocated."""
     if not p2m.root_allocated:
         p2m.init_root()
@@ -45,7 +67,8 @@ def populate(p2m: P2M, superpages: Superpages) -> int:
             _populate_4k(p2m, run.start, run.end, is_ram)
     return p2m.pages - before
 
-def _chunk(p2m: P2M, r: int) -> Chunk:
+
+def _chunk(p2m: P2MTables, r: int) -> Chunk:
     c = p2m.chunks.get(r)
     if c is None:
         if not p2m.lend(1):
@@ -53,7 +76,8 @@ def _chunk(p2m: P2M, r: int) -> Chunk:
         c = p2m.chunks[r] = Chunk()
     return c
 
-def _l2_table(p2m: P2M, b: int) -> Chunk:
+
+def _l2_table(p2m: P2MTables, b: int) -> Chunk:
     c = _chunk(p2m, b >> 9)
     i3 = b & 511
     if c.kind[i3] != TABLE:
@@ -65,7 +89,8 @@ def _l2_table(p2m: P2M, b: int) -> Chunk:
         c.n_l2 += 1
     return c
 
-def _populate_4k(p2m: P2M, s: int, e: int, is_ram: bool) -> None:
+
+def _populate_4k(p2m: P2MTables, s: int, e: int, is_ram: bool) -> None:
     t = s >> ORDER_2M
     while t << ORDER_2M < e:
         b = t >> 9

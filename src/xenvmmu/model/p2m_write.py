@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from xenvmmu.model.constants import ENTRIES, FULL_MASK, ORDER_1G, ORDER_2M, ORDER_512G
-from xenvmmu.model.p2m import LD, LEAF, NONE, P2M, RW, TABLE, Chunk
+from xenvmmu.model.p2m import P2M
+from xenvmmu.model.p2m_chunk import LD, LEAF, NONE, RW, TABLE, Chunk
 from xenvmmu.model.work import ZERO, Work
 
 

@@ -1,18 +1,27 @@
 """Time: a discrete-event simulation of a Xen host running virtual-MMU operations.
 
-Built on SimPy. The parts, one concept per module:
+Built on SimPy. The parts, one concept per module, from the bottom up (a module imports only
+modules listed before it; ``tests/sim/test_layering.py`` holds it):
 
-* :mod:`~xenvmmu.sim.params` - named parameters (scheduler, watchdog, host) with sources;
-* :mod:`~xenvmmu.sim.timer`, :mod:`~xenvmmu.sim.pcpu` - per-pCPU timers, softirqs, the
-  GUEST/XEN mode, ``hypercall_preempt_check()``;
-* :mod:`~xenvmmu.sim.sched`, :mod:`~xenvmmu.sim.vcpu` - a credit-like scheduler and vCPUs;
-* :mod:`~xenvmmu.sim.rcu`, :mod:`~xenvmmu.sim.watchdog` - grace periods, the NMI watchdog;
-* :mod:`~xenvmmu.sim.domain`, :mod:`~xenvmmu.sim.hypercall` - pause, the domctl lock, the
-  XSA-97 -EBUSY rule; operations run step by step with continuations;
-* :mod:`~xenvmmu.sim.metrics` - what a run measured (``Metrics.to_json()``);
-* :mod:`~xenvmmu.sim.victim` - the latency probe;
-* :mod:`~xenvmmu.sim.model_guest` - a guest on the real model and its operations;
-  :mod:`~xenvmmu.sim.workloads` - closed-form stand-ins for guests too big to build;
+* :mod:`~xenvmmu.sim.params`, :mod:`~xenvmmu.sim.errors`, :mod:`~xenvmmu.sim.kernel`,
+  :mod:`~xenvmmu.sim.metrics` - the kernel: named parameters with sources, exceptions, the
+  clock and process types and the trace, the :class:`~xenvmmu.sim.metrics.Recorder` and
+  what a run measured (``Metrics.to_json()``);
+* :mod:`~xenvmmu.sim.timer`, :mod:`~xenvmmu.sim.softirq`, :mod:`~xenvmmu.sim.preempt` - a
+  pCPU's software timers and timer interrupt, its softirqs, ``hypercall_preempt_check()``;
+* :mod:`~xenvmmu.sim.pcpu` - the pCPU's GUEST/XEN mode and the vCPU it runs;
+  :mod:`~xenvmmu.sim.sched` - a credit-like scheduler;
+* :mod:`~xenvmmu.sim.domain` - pause, the domctl lock, the XSA-97 -EBUSY rule;
+  :mod:`~xenvmmu.sim.xenwork` - the model's operations run step by step on a pCPU;
+  :mod:`~xenvmmu.sim.hypercall` - hypercalls and their continuations;
+* :mod:`~xenvmmu.sim.vcpu`, :mod:`~xenvmmu.sim.rcu`, :mod:`~xenvmmu.sim.watchdog` - vCPUs and
+  their programs, grace periods, the NMI watchdog; :mod:`~xenvmmu.sim.victim` - the latency
+  probe;
+* :mod:`~xenvmmu.sim.host` - builds a host from those parts and wires them;
+* :mod:`~xenvmmu.sim.guest_ops` - what a scenario needs of its guest, with two
+  implementations: :mod:`~xenvmmu.sim.model_guest` (a guest on the real model) and
+  :mod:`~xenvmmu.sim.closed_form` (the model's closed forms replayed, for guests above
+  256 GiB, too big to build);
 * :mod:`~xenvmmu.sim.scenarios` - ``run_scenario("migration"|"attack"|"vram"|"teardown")``
   (import it from there: it pulls in the model, the core does not).
 
@@ -33,13 +42,15 @@ if TYPE_CHECKING:
     from xenvmmu.sim.domain import DomctlLock, PendingPagingOp, SimDomain
     from xenvmmu.sim.errors import Descheduled, ProtocolError, SimulationError
     from xenvmmu.sim.host import Host
-    from xenvmmu.sim.hypercall import Call, CallResult, Hypervisor, first_firing_iteration
+    from xenvmmu.sim.hypercall import Call, CallResult, Hypervisor
     from xenvmmu.sim.metrics import SCHEMA, LatencyStats, Metrics, OpStats
     from xenvmmu.sim.params import MS, US, HostParams, SchedParams, WatchdogParams
-    from xenvmmu.sim.pcpu import Mode, PCpu, Softirq
+    from xenvmmu.sim.pcpu import Mode, PCpu
     from xenvmmu.sim.sched import CreditScheduler, Prio
+    from xenvmmu.sim.softirq import Softirq
     from xenvmmu.sim.vcpu import VCpu
     from xenvmmu.sim.victim import Victim
+    from xenvmmu.sim.xenwork import XenWork, first_firing_iteration
 
 __all__ = [
     "MS",
@@ -68,6 +79,7 @@ __all__ = [
     "VCpu",
     "Victim",
     "WatchdogParams",
+    "XenWork",
     "first_firing_iteration",
 ]
 
@@ -75,13 +87,15 @@ _EXPORTS = {
     "domain": ("DomctlLock", "PendingPagingOp", "SimDomain"),
     "errors": ("Descheduled", "ProtocolError", "SimulationError"),
     "host": ("Host",),
-    "hypercall": ("Call", "CallResult", "Hypervisor", "first_firing_iteration"),
+    "hypercall": ("Call", "CallResult", "Hypervisor"),
     "metrics": ("SCHEMA", "LatencyStats", "Metrics", "OpStats"),
     "params": ("MS", "US", "HostParams", "SchedParams", "WatchdogParams"),
-    "pcpu": ("Mode", "PCpu", "Softirq"),
+    "pcpu": ("Mode", "PCpu"),
     "sched": ("CreditScheduler", "Prio"),
+    "softirq": ("Softirq",),
     "vcpu": ("VCpu",),
     "victim": ("Victim",),
+    "xenwork": ("XenWork", "first_firing_iteration"),
 }
 
 

@@ -9,15 +9,22 @@ whatever operation it runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from simpy import Environment
 from simpy.events import Event
 
 from xenvmmu.model.constants import EBUSY
 
-if TYPE_CHECKING:
-    from xenvmmu.sim.vcpu import VCpu
+
+class DomainVcpu(Protocol):
+    """What pausing a domain does to each of its vCPUs (:class:`~xenvmmu.sim.vcpu.VCpu`)."""
+
+    def on_domain_pause(self) -> None:
+        """Taken off its pCPU and run queue (``vcpu_sleep_nosync``)."""
+
+    def on_domain_unpause(self) -> None:
+        """Runnable again if nothing else holds it (``vcpu_wake``)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class SimDomain:
     def __init__(self, env: Environment, name: str) -> None:
         self.env = env
         self.name = name
-        self.vcpus: list[VCpu] = []
+        self.vcpus: list[DomainVcpu] = []
         self.pause_count = 0
         self.paused_ns = 0.0  # total time spent paused so far (closed intervals)
         self._paused_at: float | None = None
@@ -54,7 +61,7 @@ class SimDomain:
         if self.pause_count == 1:
             self._paused_at = self.env.now
             for v in self.vcpus:
-                v.pcpu.sched.sleep(v)
+                v.on_domain_pause()
 
     def unpause(self) -> None:
         if self.pause_count <= 0:
@@ -65,7 +72,7 @@ class SimDomain:
             self.paused_ns += self.env.now - self._paused_at
             self._paused_at = None
             for v in self.vcpus:
-                v.pcpu.sched.unsleep(v)
+                v.on_domain_unpause()
 
     def paused_total(self) -> float:
         """Time spent paused up to now, including a pause still in progress."""

@@ -1,43 +1,46 @@
-"""Hypercalls as processes: run a model operation on a pCPU, continuation by continuation.
+"""Hypercalls as processes: a vCPU's call into Xen, followed continuation by continuation.
 
-An operation follows the step protocol of :mod:`xenvmmu.model.work`. The executor:
-
-* charges every ``WorkStep`` its cost (``CostProfile.ns``) as one stretch of simulated time
-  in XEN mode - nothing can interrupt it;
-* answers a ``PreemptCheck`` from the pCPU's state at that instant
-  (:meth:`PCpu.preempt_pending`); every check point ends a non-preemptible section;
-* handles a ``Loop`` analytically: the first check that fires is the first iteration that
-  ends at or after the instant a softirq (or event) became pending, so a loop of 2^30
-  iterations costs two SimPy events, and gives the same answer as the expanded
-  ``[WorkStep, PreemptCheck]`` form;
-* on ``-ERESTART`` goes out through the exit path (softirqs run, the scheduler may switch)
-  and, once the vCPU runs again, issues the continuation (``make(resuming=True)``) as the
-  guest re-executing the hypercall would.
-
-Around the operation it applies Xen's control-path rules: the global domctl lock taken with
-a trylock (busy: continuation, retried while the vCPU spins preemptibly); the target paused
-for the whole call; the XSA-97 ``-EBUSY`` rule for a conflicting paging op.
+The operation itself runs on the pCPU through :class:`~xenvmmu.sim.xenwork.XenWork` (work
+charged at its cost, preemption checks answered, ``Loop`` handled analytically). Around it,
+:class:`Hypervisor` applies Xen's control-path rules: every entry costs
+``hypercall_entry_ns``; the global domctl lock is taken with a trylock (busy: continuation,
+retried while the vCPU spins preemptibly); the target is paused for the whole call; the
+XSA-97 ``-EBUSY`` rule for a conflicting paging op. On ``-ERESTART`` the call goes out
+through the exit path (softirqs run, the scheduler may switch) and, once the vCPU runs
+again, issues the continuation (``make(resuming=True)``) as the guest re-executing the
+hypercall would.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-from simpy.events import Event, Process
+from simpy import Environment
+from simpy.events import Event
 
 from xenvmmu.model.constants import ERESTART
-from xenvmmu.model.work import Loop, Op, PreemptCheck, Work, WorkStep
+from xenvmmu.model.work import Op
 from xenvmmu.sim.domain import DomctlLock, PendingPagingOp, SimDomain
-from xenvmmu.sim.errors import ProtocolError
+from xenvmmu.sim.kernel import ProcessGenerator
+from xenvmmu.sim.metrics import Recorder
+from xenvmmu.sim.pcpu import PCpu, RunningVcpu
+from xenvmmu.sim.xenwork import XenWork
 
-if TYPE_CHECKING:
-    from xenvmmu.sim.host import Host
-    from xenvmmu.sim.metrics import _OpAcc
-    from xenvmmu.sim.pcpu import PCpu
-    from xenvmmu.sim.vcpu import VCpu
+
+class Caller(RunningVcpu, Protocol):
+    """The vCPU issuing a hypercall (:class:`~xenvmmu.sim.vcpu.VCpu`)."""
+
+    @property
+    def domain(self) -> SimDomain: ...
+
+    @property
+    def pcpu(self) -> PCpu: ...
+
+    def spin_until(self, event: Event) -> ProcessGenerator:
+        """Burn CPU in guest mode until ``event`` is processed, then be running."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -81,58 +84,21 @@ class CallResult:
         return self.returned_ns - self.issued_ns
 
 
-class _Section:
-    """The open non-preemptible section of one hypervisor entry on one pCPU."""
-
-    def __init__(self, hv: Hypervisor, acc: _OpAcc, pcpu: PCpu) -> None:
-        self.hv, self.acc, self.pcpu = hv, acc, pcpu
-        self.entered = self.start = hv.env.now
-        self.max = 0.0
-        hv.open_sections[pcpu.index] = self
-
-    def record(self, length: float) -> None:
-        self.max = max(self.max, length)
-        self.hv.host.recorder.section(self.acc, self.pcpu.index, length)
-
-    def boundary(self, at: float) -> None:
-        self.record(at - self.start)
-        self.start = at
-
-    def close(self) -> None:
-        now = self.hv.env.now
-        self.record(now - self.start)
-        self.acc.xen_ns += now - self.entered
-        self.hv.open_sections.pop(self.pcpu.index, None)
-
-
 class Hypervisor:
-    """Runs operations for vCPUs (and from softirq context) on a :class:`Host`."""
+    """Runs vCPUs' hypercalls: entries, continuations, the domctl lock, pause, -EBUSY."""
 
-    def __init__(self, host: Host) -> None:
-        self.host = host
-        self.env = host.env
-        self.lock = DomctlLock(host.env)
-        self.entry_ns = host.params.hypercall_entry_ns
-        self.open_sections: dict[int, _Section] = {}
-        self._ns_cache: dict[Work, float] = {}
-        self._cache_for = host.cost
-
-    def ns(self, work: Work) -> float:
-        """``host.cost.ns(work)``, memoised: operations repeat the same Work many times."""
-        if self._cache_for is not self.host.cost:  # the profile was replaced
-            self._ns_cache.clear()
-            self._cache_for = self.host.cost
-        t = self._ns_cache.get(work)
-        if t is None:
-            if len(self._ns_cache) >= 4096:
-                self._ns_cache.clear()
-            t = self._ns_cache[work] = self.host.cost.ns(work)
-        return t
+    def __init__(self, env: Environment, recorder: Recorder, xen: XenWork, *,
+                 entry_ns: float) -> None:
+        self.env = env
+        self.recorder = recorder
+        self.xen = xen
+        self.lock = DomctlLock(env)
+        self.entry_ns = entry_ns
 
     # -- hypercalls --------------------------------------------------------------------------
-    def call(self, vcpu: VCpu, call: Call) -> Generator[Event, Any, CallResult]:
+    def call(self, vcpu: Caller, call: Call) -> Generator[Event, Any, CallResult]:
         """Issue ``call`` from ``vcpu`` and follow it to its final return code."""
-        env, pcpu, rec = self.env, vcpu.pcpu, self.host.recorder
+        env, pcpu, rec, xen = self.env, vcpu.pcpu, self.recorder, self.xen
         acc = rec.op(call.name, pcpu.index)
         issued = env.now
         resuming = paused = False
@@ -142,7 +108,7 @@ class Hypervisor:
         while True:
             yield from pcpu.wait_running(vcpu)
             pcpu.enter_xen(call.name)
-            sec = _Section(self, acc, pcpu)
+            sec = xen.section(acc, pcpu)
             entries += 1
             acc.entries += 1
             if self.entry_ns > 0:
@@ -163,7 +129,7 @@ class Hypervisor:
                 yield from pcpu.wait_running(vcpu)
                 rec.lock_wait(env.now - t)
                 pcpu.enter_xen(call.name)
-                sec = _Section(self, acc, pcpu)
+                sec = xen.section(acc, pcpu)
                 entries += 1
                 acc.entries += 1
             rc = 0
@@ -173,7 +139,7 @@ class Hypervisor:
                 if call.pause_target and target is not None and not paused:
                     target.pause()
                     paused = True
-                rc = yield from self._run(pcpu, vcpu, call.make(resuming), sec, True)
+                rc = yield from xen.run(pcpu, vcpu, call.make(resuming), sec, True)
                 if call.preempt_key is not None and target is not None:
                     target.preempt = (PendingPagingOp(vcpu.domain.name, call.preempt_key)
                                       if rc == -ERESTART else None)
@@ -191,98 +157,3 @@ class Hypervisor:
             conts += 1
             acc.continuations += 1
             resuming = True
-
-    # -- softirq context ---------------------------------------------------------------------
-    def run_in_softirq(self, pcpu: PCpu, name: str, op: Op, *,
-                       done: Event | None = None) -> Process:
-        """Run ``op`` on ``pcpu`` from softirq context (an RCU callback): it takes the pCPU
-        at once and nothing can preempt it; its preemption checks never fire."""
-        acc = self.host.recorder.op(name, pcpu.index)
-        pcpu.enter_xen(name)
-        sec = _Section(self, acc, pcpu)
-        acc.entries += 1
-
-        def body() -> Generator[Event, Any, int]:
-            start = self.env.now
-            rc = yield from self._run(pcpu, None, op, sec, False)
-            sec.close()
-            self.host.recorder.finished(acc, rc, self.env.now - start)
-            pcpu.exit_to_guest(None)
-            if done is not None:
-                done.succeed(rc)
-            return rc
-
-        return self.env.process(body())
-
-    # -- the step protocol -------------------------------------------------------------------
-    def _run(self, pcpu: PCpu, vcpu: VCpu | None, op: Op, sec: _Section,
-             preemptible: bool) -> Generator[Event, Any, int]:
-        env = self.env
-        reply: bool | int | None = None
-        try:
-            step = op.send(None)
-            while True:
-                if isinstance(step, WorkStep):
-                    ns = self.ns(step.work)
-                    if ns > 0:
-                        yield env.timeout(ns)
-                    reply = None
-                elif isinstance(step, PreemptCheck):
-                    reply = False
-                    if preemptible:
-                        sec.boundary(env.now)
-                        reply = pcpu.preempt_pending(vcpu)
-                elif isinstance(step, Loop):
-                    reply = yield from self._loop(pcpu, vcpu, step, sec, preemptible)
-                else:
-                    raise ProtocolError(f"operation yielded {step!r}, not a Step")
-                step = op.send(reply)
-        except StopIteration as stop:
-            rc = stop.value
-        if not isinstance(rc, int) or isinstance(rc, bool) or rc > 0:
-            raise ProtocolError(f"operation returned {rc!r}, not 0 or a negative errno")
-        return rc
-
-    def _loop(self, pcpu: PCpu, vcpu: VCpu | None, step: Loop, sec: _Section,
-              preemptible: bool) -> Generator[Event, Any, int | None]:
-        env = self.env
-        n = step.count
-        if n < 0:
-            raise ProtocolError(f"Loop with count {n}")
-        if n == 0:
-            return None
-        d = self.ns(step.work)
-        t0 = env.now
-        if not preemptible:
-            if d > 0:
-                yield env.timeout(n * d)
-            return None
-        first = pcpu.first_pending_at(vcpu)
-        if first is None and d > 0:
-            watch = pcpu.watch()
-            yield env.any_of([env.timeout(n * d), watch])
-            pcpu.unwatch(watch)
-            first = pcpu.first_pending_at(vcpu)
-        k = None if first is None else first_firing_iteration(t0, d, first, n)
-        done = n if k is None else k
-        end = t0 + done * d
-        if end > env.now:
-            yield env.timeout(end - env.now)
-        sec.boundary(t0 + d)
-        if done > 1:
-            sec.record(d)
-        sec.start = end
-        return k
-
-
-def first_firing_iteration(t0: float, d: float, first: float, n: int) -> int:
-    """The smallest ``k`` in ``[1, n]`` with ``t0 + k*d >= first``: the iteration after
-    which a check sees a pending softirq that became pending at ``first``."""
-    if d <= 0 or first <= t0:
-        return 1
-    k = max(1, min(n, math.ceil((first - t0) / d)))
-    while k > 1 and t0 + (k - 1) * d >= first:
-        k -= 1
-    while k < n and t0 + k * d < first:
-        k += 1
-    return k

@@ -143,7 +143,9 @@ class Metrics:
         return json.dumps(self.as_dict(), sort_keys=True, indent=indent)
 
 
-class _OpAcc:
+class OpAcc:
+    """One operation name's figures while a run goes on (frozen into :class:`OpStats`)."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.pcpus: set[int] = set()
@@ -163,7 +165,7 @@ class Recorder:
     """Collects measurements during a run (mutable; freeze with :meth:`freeze`)."""
 
     def __init__(self, pcpus: int) -> None:
-        self._ops: dict[str, _OpAcc] = {}
+        self._ops: dict[str, OpAcc] = {}
         self.pcpu_max_section = [0.0] * pcpus
         self.victim_delays: list[float] = []
         self.victim_missed = 0
@@ -173,20 +175,20 @@ class Recorder:
         self.lock_wait_max = 0.0
         self.extra: dict[str, ExtraValue] = {}
 
-    def op(self, name: str, pcpu: int) -> _OpAcc:
+    def op(self, name: str, pcpu: int) -> OpAcc:
         acc = self._ops.get(name)
         if acc is None:
-            acc = self._ops[name] = _OpAcc(name)
+            acc = self._ops[name] = OpAcc(name)
         acc.pcpus.add(pcpu)
         return acc
 
-    def section(self, acc: _OpAcc, pcpu: int, length: float) -> None:
+    def section(self, acc: OpAcc, pcpu: int, length: float) -> None:
         if length > acc.max_section:
             acc.max_section = length
         if length > self.pcpu_max_section[pcpu]:
             self.pcpu_max_section[pcpu] = length
 
-    def finished(self, acc: _OpAcc, rc: int, elapsed: float) -> None:
+    def finished(self, acc: OpAcc, rc: int, elapsed: float) -> None:
         acc.calls += 1
         acc.last_rc = rc
         acc.rcs[rc] = acc.rcs.get(rc, 0) + 1

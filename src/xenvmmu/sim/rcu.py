@@ -9,22 +9,25 @@ and cannot be preempted at all - Xen 4.4 frees a dying domain's p2m this way
 (``complete_domain_destroy`` -> ``paging_final_teardown``).
 
 One pCPU stuck in a non-preemptible section holds up every GP in the system.
+
+:class:`Rcu` opens RCU_SOFTIRQ on every pCPU and hooks their softirq passes; it runs
+operation callbacks through :class:`~xenvmmu.sim.xenwork.XenWork`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from simpy import Environment
 from simpy.events import Event
 
 from xenvmmu.model.work import Op
-from xenvmmu.sim.pcpu import Softirq
-
-if TYPE_CHECKING:
-    from xenvmmu.sim.host import Host
-    from xenvmmu.sim.pcpu import PCpu
+from xenvmmu.sim.metrics import Recorder
+from xenvmmu.sim.pcpu import PCpu
+from xenvmmu.sim.softirq import Softirq
+from xenvmmu.sim.xenwork import XenWork
 
 
 @dataclass(frozen=True)
@@ -39,18 +42,25 @@ class RcuCallback:
 
 
 class Rcu:
-    """Grace periods and callbacks for all pCPUs of a host."""
+    """Grace periods and callbacks for all ``pcpus`` of a host."""
 
-    def __init__(self, host: Host) -> None:
-        self.host = host
-        self.env = host.env
+    def __init__(self, env: Environment, pcpus: Sequence[PCpu], recorder: Recorder,
+                 xen: XenWork) -> None:
+        self.env = env
+        self.pcpus = tuple(pcpus)
+        self.recorder = recorder
+        self.xen = xen
         self._waiting: list[RcuCallback] = []  # for the next GP
         self._current: list[RcuCallback] = []  # covered by the running GP
         self._ready: dict[int, list[RcuCallback]] = {}
         self._gp_start: float | None = None
-        self._gp_seq = 0  # host pass counter when the running GP started
+        self._pass_seq = 0  # softirq passes begun on any pCPU so far
+        self._gp_seq = 0  # the pass counter when the running GP started
         self._gp_cpus: set[int] = set()
         self.durations: list[float] = []
+        for pcpu in self.pcpus:
+            pcpu.softirqs.open(Softirq.RCU, functools.partial(self.process, pcpu))
+            pcpu.softirqs.on_pass(functools.partial(self.quiescent, pcpu))
 
     @property
     def in_progress(self) -> bool:
@@ -76,12 +86,14 @@ class Rcu:
     def _start(self) -> None:
         self._current, self._waiting = self._waiting, []
         self._gp_start = self.env.now
-        self._gp_seq = self.host.pass_seq
-        self._gp_cpus = {c.index for c in self.host.pcpus}
+        self._gp_seq = self._pass_seq
+        self._gp_cpus = {c.index for c in self.pcpus}
 
-    def quiescent(self, pcpu: PCpu, pass_seq: int) -> None:
-        """A softirq pass on ``pcpu`` (numbered ``pass_seq`` host-wide) began."""
-        if self._gp_start is None or pass_seq <= self._gp_seq:
+    def quiescent(self, pcpu: PCpu) -> None:
+        """A softirq pass on ``pcpu`` began (``rcu_check_callbacks``): a quiescent state for
+        the running GP, unless the GP started during this very pass."""
+        self._pass_seq += 1
+        if self._gp_start is None or self._pass_seq <= self._gp_seq:
             return
         self._gp_cpus.discard(pcpu.index)
         if not self._gp_cpus:
@@ -90,13 +102,13 @@ class Rcu:
     def _complete(self) -> None:
         assert self._gp_start is not None
         self.durations.append(self.env.now - self._gp_start)
-        self.host.recorder.grace_period(self.env.now - self._gp_start)
+        self.recorder.grace_period(self.env.now - self._gp_start)
         done, self._current = self._current, []
         self._gp_start = None
         for cb in done:
             self._ready.setdefault(cb.cpu, []).append(cb)
         for cpu in sorted({cb.cpu for cb in done}):
-            self.host.pcpus[cpu].raise_softirq(Softirq.RCU)
+            self.pcpus[cpu].raise_softirq(Softirq.RCU)
         if self._waiting:
             self._start()
 
@@ -108,7 +120,7 @@ class Rcu:
             if cb.fn is not None:
                 cb.fn()
             if cb.op is not None:
-                self.host.hv.run_in_softirq(pcpu, cb.name, cb.op(), done=cb.done)
+                self.xen.run_in_softirq(pcpu, cb.name, cb.op(), done=cb.done)
                 if ready:  # the rest runs after this one, from a later pass
                     pcpu.raise_softirq(Softirq.RCU)
                 return

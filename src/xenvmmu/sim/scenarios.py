@@ -51,7 +51,6 @@ from xenvmmu.sim.metrics import Metrics
 from xenvmmu.sim.model_guest import MODEL_AUTO_MAX_BYTES, ModelGuest
 from xenvmmu.sim.params import MS, US, HostParams, S, WatchdogParams
 from xenvmmu.sim.vcpu import VCpu
-from xenvmmu.sim.victim import Victim
 from xenvmmu.versions import Paging, PagingBehaviour, Profile, default_pool_kib, profile_for
 
 ScenarioName = Literal["migration", "attack", "vram", "teardown"]
@@ -242,7 +241,7 @@ def run_scenario(
         guest_ops_obj = ClosedFormGuest(spec, beh, vram_unknown_fraction=unknown)
         used = "closed-form"
     guest = host.domain("guest")
-    Victim(host, 0, period_ms=victim_period_ms)
+    host.victim(0, period_ms=victim_period_ms)
     issuer = host.vcpu(f"{issuer_dom}.0", domain=issuer_dom, pcpu=0)
     ctx = _Ctx(host, issuer, guest, guest_ops_obj, spec, progress)
     issuer.start(_driver(name, ctx, p))

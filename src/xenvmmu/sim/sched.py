@@ -15,19 +15,24 @@ what decides a victim's wake-up delay:
 Everything here runs from softirq context of its pCPU: nothing is decided while the pCPU is
 stuck in a non-preemptible section, which is the point of the exercise. No load balancing
 or migration between pCPUs (every vCPU is pinned).
+
+The scheduler opens SCHEDULE_SOFTIRQ on its pCPU and keeps its own idea of the running vCPU
+(``current``, Xen's ``schedule_data.curr``); it tells the pCPU to context-switch
+(:meth:`PCpu.switch`). What it needs of a vCPU is :class:`SchedVcpu`.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from simpy import Environment
+
+from xenvmmu.sim.errors import SimulationError
 from xenvmmu.sim.params import SchedParams
+from xenvmmu.sim.pcpu import PCpu, RunningVcpu
+from xenvmmu.sim.softirq import Softirq
 from xenvmmu.sim.timer import Timer
-
-if TYPE_CHECKING:
-    from xenvmmu.sim.pcpu import PCpu
-    from xenvmmu.sim.vcpu import VCpu
 
 
 class Prio(IntEnum):
@@ -38,67 +43,88 @@ class Prio(IntEnum):
     OVER = 2
 
 
+class SchedVcpu(RunningVcpu, Protocol):
+    """A vCPU as the scheduler sees it: credit1's ``struct csched_vcpu`` fields, whether it
+    is blocked, and whether it could run (not blocked, its domain not paused)."""
+
+    prio: Prio
+    credit: float  # ns of CPU time it may still use this accounting period
+    blocked: bool
+    in_runq: bool
+    run_start: float  # when it was last switched in
+    last_burn: float  # when its credit was last charged
+    ran_since_acct: bool
+
+    @property
+    def runnable(self) -> bool: ...
+
+
 class CreditScheduler:
     """The run queue and scheduling decisions of one pCPU."""
 
-    def __init__(self, pcpu: PCpu, params: SchedParams) -> None:
+    def __init__(self, env: Environment, pcpu: PCpu, params: SchedParams) -> None:
+        self.env = env
         self.pcpu = pcpu
         self.params = params
-        self.vcpus: list[VCpu] = []
-        self.runq: list[VCpu] = []
+        self.current: SchedVcpu | None = None
+        self.vcpus: list[SchedVcpu] = []
+        self.runq: list[SchedVcpu] = []
         self.ticks = 0
         self.ticker = Timer(f"cpu{pcpu.index}.tick", self._tick)
         self.s_timer = Timer(f"cpu{pcpu.index}.s_timer", self._slice_end)
+        pcpu.softirqs.open(Softirq.SCHEDULE, self.schedule)
 
     def start(self, phase_ns: float) -> None:
         """Arm the tick ``phase_ns`` from now (pCPUs tick out of phase)."""
-        self.pcpu.set_timer(self.ticker, self.pcpu.env.now + phase_ns)
+        self.pcpu.set_timer(self.ticker, self.env.now + phase_ns)
 
     # -- vCPU state changes ------------------------------------------------------------------
-    def add(self, v: VCpu, runnable: bool) -> None:
+    def add(self, v: SchedVcpu, runnable: bool) -> None:
         self.vcpus.append(v)
         v.blocked = not runnable
-        v.last_burn = self.pcpu.env.now
+        v.last_burn = self.env.now
         if v.runnable:
             self._insert(v)
             self._tickle(v)
 
-    def wake(self, v: VCpu) -> None:
+    def wake(self, v: SchedVcpu) -> None:
         """``vcpu_wake``: unblock; BOOST if UNDER (credit1 ``csched_vcpu_wake``)."""
         if not v.blocked:
             return
         v.blocked = False
-        if not v.runnable or v is self.pcpu.current or v.in_runq:
+        if not v.runnable or v is self.current or v.in_runq:
             return
         if self.params.boost_on_wake and v.prio is Prio.UNDER:
             v.prio = Prio.BOOST
         self._insert(v)
         self._tickle(v)
 
-    def block(self, v: VCpu) -> None:
-        """``SCHEDOP_block`` by the running vCPU: give up the pCPU."""
+    def block(self, v: SchedVcpu) -> None:
+        """``SCHEDOP_block`` by the running vCPU ``v``: give up the pCPU."""
+        if v is not self.current:
+            raise SimulationError(f"{v.name} blocks while not running on cpu{self.pcpu.index}")
         v.blocked = True
-        self.pcpu.raise_softirq_schedule()
+        self._raise()
 
-    def sleep(self, v: VCpu) -> None:
+    def sleep(self, v: SchedVcpu) -> None:
         """The vCPU's domain was paused: take it off the pCPU and the queue."""
-        if v is self.pcpu.current:
-            self.pcpu.raise_softirq_schedule()
+        if v is self.current:
+            self._raise()
         elif v.in_runq:
             self.runq.remove(v)
             v.in_runq = False
 
-    def unsleep(self, v: VCpu) -> None:
+    def unsleep(self, v: SchedVcpu) -> None:
         """The vCPU's domain was unpaused."""
-        if v.runnable and v is not self.pcpu.current and not v.in_runq:
+        if v.runnable and v is not self.current and not v.in_runq:
             self._insert(v)
             self._tickle(v)
 
     # -- decisions ---------------------------------------------------------------------------
     def schedule(self) -> None:
         """SCHEDULE_SOFTIRQ: keep or replace the running vCPU (credit1 ``csched_schedule``)."""
-        now = self.pcpu.env.now
-        cur = self.pcpu.current
+        now = self.env.now
+        cur = self.current
         if cur is not None:
             self._burn(cur)
             # compare with the very deadline the s_timer gets, so float round-off cannot
@@ -117,32 +143,38 @@ class CreditScheduler:
         else:
             self.pcpu.stop_timer(self.s_timer)
         if nxt is not cur:
+            if nxt is not None:
+                nxt.run_start = nxt.last_burn = now
+            self.current = nxt
             self.pcpu.switch(cur, nxt)
 
     # -- internals ---------------------------------------------------------------------------
-    def _insert(self, v: VCpu) -> None:
+    def _raise(self) -> None:
+        self.pcpu.raise_softirq(Softirq.SCHEDULE)
+
+    def _insert(self, v: SchedVcpu) -> None:
         i = 0
         while i < len(self.runq) and self.runq[i].prio <= v.prio:
             i += 1
         self.runq.insert(i, v)
         v.in_runq = True
 
-    def _tickle(self, v: VCpu) -> None:
-        cur = self.pcpu.current
+    def _tickle(self, v: SchedVcpu) -> None:
+        cur = self.current
         if cur is None or v.prio < cur.prio:
-            self.pcpu.raise_softirq_schedule()
+            self._raise()
 
-    def _burn(self, v: VCpu) -> None:
-        now = self.pcpu.env.now
+    def _burn(self, v: SchedVcpu) -> None:
+        now = self.env.now
         v.credit -= now - v.last_burn
         v.last_burn = now
 
     def _slice_end(self) -> None:
-        self.pcpu.raise_softirq_schedule()
+        self._raise()
 
     def _tick(self) -> None:
         """``csched_tick``: burn, un-BOOST the running vCPU, account every few ticks."""
-        cur = self.pcpu.current
+        cur = self.current
         if cur is not None:
             self._burn(cur)
             cur.ran_since_acct = True
@@ -151,14 +183,14 @@ class CreditScheduler:
         self.ticks += 1
         if self.ticks % self.params.acct_ticks == 0:
             self._account()
-        self.pcpu.set_timer(self.ticker, self.pcpu.env.now + self.params.tick_ns)
+        self.pcpu.set_timer(self.ticker, self.env.now + self.params.tick_ns)
 
     def _account(self) -> None:
         """Refill credit (``csched_acct``): UNDER if credit is left, else OVER."""
         period = self.params.tick_ns * self.params.acct_ticks
         active = [v for v in self.vcpus if v.runnable or v.ran_since_acct]
         for v in active:
-            if v is self.pcpu.current:
+            if v is self.current:
                 self._burn(v)
             v.credit = min(v.credit + period / len(active), period)
             v.prio = Prio.UNDER if v.credit >= 0 else Prio.OVER

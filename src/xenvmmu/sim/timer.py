@@ -6,6 +6,10 @@ deadline; it is reprogrammed only by the softirq handler. A pCPU stuck in a non-
 section therefore takes one timer interrupt and then nothing, however many deadlines pass:
 that is what makes every timer on it late - the scheduler tick, the victim's wake-up, the
 watchdog's software tick.
+
+:class:`TimerQueue` is the heap; :class:`LocalTimer` is one pCPU's timers together with that
+interrupt (it raises TIMER_SOFTIRQ through the callback it is given, and runs the due timers
+when the pCPU's softirq processing calls :meth:`LocalTimer.run_due`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
+
+from simpy import Environment
+from simpy.events import URGENT, Event
+
+from xenvmmu.sim.errors import SimulationError
+
+_STORM_LIMIT = 10_000  # timer interrupts at one instant before the run is declared broken
 
 
 class Timer:
@@ -69,3 +80,71 @@ class TimerQueue:
         timer.active = False
         timer._gen += 1
         return timer
+
+
+class Irq(Event):
+    """A hardware interrupt: an event that is already successful and runs URGENT, i.e.
+    before any ordinary event at the same instant (a check at time t sees an IRQ at t)."""
+
+    def __init__(self, env: Environment, delay: float) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, URGENT, delay)
+
+
+class LocalTimer:
+    """One pCPU's software timers and its one-shot timer interrupt (the LAPIC timer).
+
+    The interrupt is programmed for the earliest deadline; when it arrives it only raises
+    TIMER_SOFTIRQ (``raise_softirq``). The callbacks run in :meth:`run_due`, the TIMER_SOFTIRQ
+    handler, which then programs the next interrupt.
+    """
+
+    def __init__(self, env: Environment, cpu: int, raise_softirq: Callable[[], None]) -> None:
+        self.env = env
+        self.cpu = cpu
+        self.queue = TimerQueue()
+        self._raise_softirq = raise_softirq
+        self._hw_at: float | None = None
+        self._storm_at, self._storm = -1.0, 0
+
+    def set(self, timer: Timer, deadline: float) -> None:
+        """``set_timer``: arm ``timer`` and reprogram the interrupt if it is now the first."""
+        self.queue.set(timer, deadline)
+        self._program()
+
+    def stop(self, timer: Timer) -> None:
+        """``stop_timer`` (the interrupt stays programmed; it finds nothing due)."""
+        self.queue.stop(timer)
+
+    def run_due(self) -> None:
+        """TIMER_SOFTIRQ: run every timer due now, in deadline order, then reprogram."""
+        while (t := self.queue.pop_due(self.env.now)) is not None:
+            t.fn()
+        self._program()
+
+    def _program(self) -> None:
+        nxt = self.queue.earliest()
+        if nxt is None or (self._hw_at is not None and self._hw_at <= nxt):
+            return
+        self._hw_at = nxt
+        irq = Irq(self.env, max(0.0, nxt - self.env.now))
+        irq.callbacks.append(self._interrupt)
+
+    def _interrupt(self, _event: Event) -> None:
+        now = self.env.now
+        if now == self._storm_at:
+            self._storm += 1
+            if self._storm > _STORM_LIMIT:
+                raise SimulationError(f"cpu{self.cpu}: timer interrupt storm at t={now} ns "
+                                      "(a timer re-armed at its own deadline)")
+        else:
+            self._storm_at, self._storm = now, 0
+        if self._hw_at is not None and self._hw_at <= now:
+            self._hw_at = None
+        due = self.queue.earliest()
+        if due is not None and due <= now:
+            self._raise_softirq()
+        else:
+            self._program()

@@ -14,34 +14,40 @@ each a ``yield from`` on the vCPU:
     block until something else wakes it;
 ``spin_until(event)``
     burn CPU in guest mode until ``event`` has happened (a toolstack retrying a hypercall).
+
+A vCPU is built with what it uses: the clock, its domain, the pCPU it is pinned to, that
+pCPU's scheduler and the hypervisor it calls. It satisfies the protocols the lower parts
+declare for it (:class:`~xenvmmu.sim.sched.SchedVcpu`, :class:`~xenvmmu.sim.hypercall.Caller`,
+:class:`~xenvmmu.sim.domain.DomainVcpu`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from simpy import Environment
 from simpy.events import Event, Process
 
+from xenvmmu.sim.domain import SimDomain
 from xenvmmu.sim.errors import SimulationError
-from xenvmmu.sim.sched import Prio
+from xenvmmu.sim.hypercall import Call, CallResult, Hypervisor
+from xenvmmu.sim.kernel import ProcessGenerator
+from xenvmmu.sim.pcpu import PCpu
+from xenvmmu.sim.sched import CreditScheduler, Prio
 from xenvmmu.sim.timer import Timer
-
-if TYPE_CHECKING:
-    from xenvmmu.sim.domain import SimDomain
-    from xenvmmu.sim.hypercall import Call, CallResult, Hypervisor
-    from xenvmmu.sim.pcpu import PCpu
-
-ProcessGenerator = Generator[Event, Any, Any]
 
 
 class VCpu:
-    """One vCPU, pinned to ``pcpu``."""
+    """One vCPU of ``domain``, pinned to ``pcpu`` (scheduled by ``sched``, that pCPU's)."""
 
-    def __init__(self, name: str, domain: SimDomain, pcpu: PCpu, hv: Hypervisor) -> None:
+    def __init__(self, env: Environment, name: str, *, domain: SimDomain, pcpu: PCpu,
+                 sched: CreditScheduler, hv: Hypervisor) -> None:
+        self.env = env
         self.name = name
         self.domain = domain
         self.pcpu = pcpu
+        self.sched = sched
         self.hv = hv
         # scheduler state (CreditScheduler)
         self.prio = Prio.UNDER
@@ -67,7 +73,7 @@ class VCpu:
         return not self.blocked and not self.domain.paused
 
     def _on_timer(self) -> None:
-        self.pcpu.sched.wake(self)
+        self.sched.wake(self)
 
     # -- what a program does -----------------------------------------------------------------
     def compute(self, ns: float) -> ProcessGenerator:
@@ -82,19 +88,19 @@ class VCpu:
         """Block until the simulated time ``deadline``; return when running again."""
         yield from self.pcpu.wait_running(self)
         self.pcpu.set_timer(self.wake_timer, deadline)
-        self.pcpu.block(self)
+        self.sched.block(self)
         yield from self.pcpu.wait_running(self)
 
     def sleep(self, ns: float) -> ProcessGenerator:
-        yield from self.sleep_until(self.pcpu.env.now + ns)
+        yield from self.sleep_until(self.env.now + ns)
 
     def wait_for(self, event: Event) -> ProcessGenerator:
         """Block until ``event`` has been processed (a toolstack waiting in the dom0 kernel),
         then return when running again."""
         yield from self.pcpu.wait_running(self)
         if event.callbacks is not None:  # not processed yet
-            event.callbacks.append(lambda _e: self.pcpu.sched.wake(self))
-            self.pcpu.block(self)
+            event.callbacks.append(lambda _e: self.sched.wake(self))
+            self.sched.block(self)
         yield from self.pcpu.wait_running(self)
 
     def call(self, call: Call) -> Generator[Event, Any, CallResult]:
@@ -107,19 +113,26 @@ class VCpu:
         if self.events_pending:
             return
         self.events_pending = True
-        self.events_since = self.pcpu.env.now
+        self.events_since = self.env.now
         if self is self.pcpu.current:
-            self.pcpu.notify_watchers()
+            self.pcpu.preempt.notify()
         if self.blocked:
-            self.pcpu.sched.wake(self)
+            self.sched.wake(self)
 
     def deliver_events(self) -> None:
         self.events_pending = False
         self.events_since = None
 
+    # -- its domain paused -------------------------------------------------------------------
+    def on_domain_pause(self) -> None:
+        self.sched.sleep(self)
+
+    def on_domain_unpause(self) -> None:
+        self.sched.unsleep(self)
+
     def start(self, program: ProcessGenerator) -> Process:
         """Run ``program`` as this vCPU's process (one per vCPU)."""
         if self.proc is not None and self.proc.is_alive:
             raise SimulationError(f"{self.name} already runs a program")
-        self.proc = self.pcpu.env.process(program)
+        self.proc = self.env.process(program)
         return self.proc

@@ -9,37 +9,45 @@ to the rate limit). Periods that pass entirely while it waits count as missed wa
 With a dedicated pCPU the victim's worst delay is about the longest non-preemptible
 section on that pCPU, minus up to one period (it may wake just before the section
 starts); with a busy pCPU add the rate limit (anchors-kvm-papers.md section 3.2).
+
+``Host.victim(pcpu)`` builds one on a host (a blocked vCPU of its own domain, a seeded
+phase); the class takes what it uses: the clock, that vCPU and the recorder.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
+from simpy import Environment
+
+from xenvmmu.sim.kernel import ProcessGenerator
+from xenvmmu.sim.metrics import Recorder
 from xenvmmu.sim.params import MS, US
-from xenvmmu.sim.vcpu import ProcessGenerator, VCpu
+from xenvmmu.sim.vcpu import VCpu
 
-if TYPE_CHECKING:
-    from xenvmmu.sim.host import Host
+
+def check_victim(period_ms: float, work_us: float) -> None:
+    """ValueError unless ``period_ms > 0`` and ``work_us >= 0``."""
+    if period_ms <= 0 or work_us < 0:
+        raise ValueError("victim period must be > 0 and work >= 0")
 
 
 class Victim:
-    """A periodic vCPU on ``pcpu`` that records its wake-up delays in the host's recorder."""
+    """A periodic ``vcpu`` (created blocked) that records its wake-up delays in ``recorder``;
+    its first timer is due ``start_ns`` from now."""
 
-    def __init__(self, host: Host, pcpu: int, *, period_ms: float = 1.0,
-                 work_us: float = 10.0, name: str = "victim.0", domain: str = "victim",
-                 start_ns: float | None = None) -> None:
-        if period_ms <= 0 or work_us < 0:
-            raise ValueError("victim period must be > 0 and work >= 0")
-        self.host = host
+    def __init__(self, env: Environment, vcpu: VCpu, recorder: Recorder, *,
+                 period_ms: float = 1.0, work_us: float = 10.0, start_ns: float = 0.0) -> None:
+        check_victim(period_ms, work_us)
+        self.env = env
+        self.recorder = recorder
         self.period = period_ms * MS
         self.work = work_us * US
-        self.vcpu: VCpu = host.vcpu(name, domain=domain, pcpu=pcpu, runnable=False)
-        first = host.rng.random() * self.period if start_ns is None else start_ns
-        self.vcpu.start(self._run(host.env.now + first))
+        self.vcpu = vcpu
+        self.vcpu.start(self._run(env.now + start_ns))
 
     def _run(self, first: float) -> ProcessGenerator:
-        v, env, rec = self.vcpu, self.host.env, self.host.recorder
+        v, env, rec = self.vcpu, self.env, self.recorder
         due = first
         v.pcpu.set_timer(v.wake_timer, due)
         yield from v.pcpu.wait_running(v)

@@ -11,25 +11,30 @@ Two halves that run in different contexts, which is why a stuck pCPU is caught:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
+from simpy import Environment
 from simpy.events import Event
 
 from xenvmmu.sim.params import MS, S, WatchdogParams
+from xenvmmu.sim.pcpu import PCpu
 from xenvmmu.sim.timer import Timer
 
-if TYPE_CHECKING:
-    from xenvmmu.sim.host import Host
+#: ``panic(cpu, message)``: what the host does when the watchdog fires.
+Panic = Callable[[int, str], None]
 
 
 class Watchdog:
-    """The watchdog of every pCPU of one host."""
+    """The watchdog of every one of ``pcpus``; ``panic`` is called when it fires."""
 
-    def __init__(self, host: Host, params: WatchdogParams) -> None:
-        self.host = host
+    def __init__(self, env: Environment, pcpus: Sequence[PCpu], params: WatchdogParams,
+                 panic: Panic) -> None:
+        self.env = env
+        self.pcpus = tuple(pcpus)
         self.params = params
-        n = len(host.pcpus)
+        self._panic = panic
+        n = len(self.pcpus)
         self.ticks = [0] * n
         self._last_seen = [0] * n
         self._alerts = [0] * n
@@ -39,19 +44,19 @@ class Watchdog:
     def _soft_tick_fn(self, cpu: int) -> Callable[[], None]:
         def fn() -> None:
             self.ticks[cpu] += 1
-            pcpu = self.host.pcpus[cpu]
-            pcpu.set_timer(self._timers[cpu], pcpu.env.now + self.params.timer_period_ms * MS)
+            self.pcpus[cpu].set_timer(self._timers[cpu],
+                                      self.env.now + self.params.timer_period_ms * MS)
 
         return fn
 
     def start(self, phases_ns: list[float]) -> None:
         """Arm the software timers now and start the NMIs at the given phases."""
-        for cpu, pcpu in enumerate(self.host.pcpus):
-            pcpu.set_timer(self._timers[cpu], pcpu.env.now + self.params.timer_period_ms * MS)
-            self.host.env.process(self._nmi(cpu, phases_ns[cpu]))
+        for cpu, pcpu in enumerate(self.pcpus):
+            pcpu.set_timer(self._timers[cpu], self.env.now + self.params.timer_period_ms * MS)
+            self.env.process(self._nmi(cpu, phases_ns[cpu]))
 
     def _nmi(self, cpu: int, phase_ns: float) -> Generator[Event, Any, None]:
-        env = self.host.env
+        env = self.env
         period = S / self.params.nmi_hz
         yield env.timeout(phase_ns)
         while True:
@@ -59,7 +64,7 @@ class Watchdog:
                 self._alerts[cpu] += 1
                 self.max_alerts[cpu] = max(self.max_alerts[cpu], self._alerts[cpu])
                 if self._alerts[cpu] == self.params.alert_threshold:
-                    self.host.panic(cpu, f"Watchdog timer detects that CPU{cpu} is stuck!")
+                    self._panic(cpu, f"Watchdog timer detects that CPU{cpu} is stuck!")
                     return
             else:
                 self._last_seen[cpu] = self.ticks[cpu]
