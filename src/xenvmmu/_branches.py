@@ -107,6 +107,8 @@ class Branch:
     hap_option: bool = True  # the hypervisor has a `hap` command-line option
     cmdline_strict: bool = True  # parse_params rejects bad values (keeps the old value)
     watchdog_custom: Fix = _ALWAYS  # `watchdog` is a custom option that knows `force`
+    ept_flush_deferred: Fix = _ALWAYS  # EPT: one sync per p2m lock hold, not per entry
+    hw_caps_featureset: bool = True  # `xl info` hw_caps in the 4.7+ featureset word order
 
 
 _SWEEP = Fix(None, "HAP global type change walks the whole p2m (before Xen 4.5)")
@@ -138,6 +140,15 @@ _LEGACY = Branch(
     pool_by="xl", hap_default_follows_host=False, virt_caps_reports_hap=False,
     xl_type_key=False, arm_default_type="pv", cmdline_strict=False,
     watchdog_custom=Fix(None, "`watchdog` is a boolean option (no `force`)"),
+    # EPT set_entry syncs (an IPI round) for each changed present entry up to 4.6
+    # (xen/arch/x86/mm/p2m-ept.c @ RELEASE-4.4.0 l.351, 444); deferred to the p2m unlock by
+    # 09fc40ed30 (2016-04-12), first in RELEASE-4.7.0.
+    ept_flush_deferred=Fix(None, "EPT syncs once per changed entry (before 4.7)"),
+    # hw_caps = boot_cpu_data.x86_capability: VMX at word 4 bit 5, SVM at word 6 bit 2
+    # (xen/include/asm-x86/cpufeature.h @ RELEASE-4.6.0 l.79, l.120); from 4.7 the featureset
+    # order puts them at word 1 bit 5 and word 3 bit 2 (xen/include/public/arch-x86/
+    # cpufeatureset.h @ RELEASE-4.7.0 l.127, l.166; xen/arch/x86/sysctl.c @ RELEASE-4.7.0 l.78).
+    hw_caps_featureset=False,
 )
 # 4.0-4.2: the hypervisor `hap` option was removed by 302b8a7c00 (2008-03-05) and re-added by
 # bf56007693 (2013-02-12), first in RELEASE-4.3.0 (no boolean_param("hap") in
@@ -146,7 +157,8 @@ _NO_HAP_OPTION = replace(_LEGACY, hap_option=False)
 # 4.7-4.12: the legacy toolstack on a hypervisor with the three fixes in every release and
 # the 4.7 xl.cfg dialect (rows below say what else changes).
 _FIXED_LEGACY = replace(_LEGACY, xsa97=_ALWAYS, hap_retype=_ALWAYS, teardown=_ALWAYS,
-                        watchdog_custom=_ALWAYS, dialects=((0, "4.7"),))
+                        watchdog_custom=_ALWAYS, dialects=((0, "4.7"),),
+                        ept_flush_deferred=_ALWAYS, hw_caps_featureset=True)
 
 BRANCHES: tuple[Branch, ...] = (
     # <=4.1: the same non-preemptible loops (paging.c @ RELEASE-4.1.0), never fixed, out of
@@ -195,8 +207,11 @@ BRANCHES: tuple[Branch, ...] = (
             pvh_v1=True, watchdog_custom=_ALWAYS,
             teardown=Fix(0, "teardown restartable from 4.6.0 (0174da5b79)",
                          dev=((date(2015, 8, 5), True),))),
-    # 4.7: libxlu rejects unknown escapes (cf1416a6e8). 4.9: PVHv1 gone.
-    replace(_FIXED_LEGACY, branch=(4, 7), pvh_v1=True),
+    # 4.7: libxlu rejects unknown escapes (cf1416a6e8); deferred EPT sync (09fc40ed30). 4.9:
+    # PVHv1 gone.
+    replace(_FIXED_LEGACY, branch=(4, 7), pvh_v1=True, ept_flush_deferred=Fix(
+        0, "EPT sync deferred to the p2m unlock from 4.7.0 (09fc40ed30)",
+        dev=((date(2016, 4, 12), True),))),
     replace(_FIXED_LEGACY, branch=(4, 8), pvh_v1=True),
     replace(_FIXED_LEGACY, branch=(4, 9)),
     # 4.10: xl.cfg `type=` with prefix matching; `builder` deprecated (70ca3439f3).

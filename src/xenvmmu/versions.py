@@ -47,6 +47,7 @@ __all__ = [
     "Profile",
     "Timeline",
     "Unknown",
+    "Vendor",
     "VersionError",
     "XenVersion",
     "behaviour_releases",
@@ -59,6 +60,7 @@ __all__ = [
 GuestType: TypeAlias = Literal["hvm", "pv", "pvh"]
 Paging: TypeAlias = Literal["hap", "shadow"]
 Arch: TypeAlias = Literal["x86", "arm"]
+Vendor: TypeAlias = Literal["intel", "amd"]  # x86 CPU vendor: EPT (Intel) or NPT (AMD) paging
 
 KNOWN_PATCHES = frozenset({"xsa97-hap", "xsa410"})
 
@@ -98,13 +100,16 @@ class PagingBehaviour:
       <= 4.4.x) or marks the root entries only (``"lazy"``, from 4.5.0);
     * ``pool_teardown_preemptible``: freeing the paging pool at destruction is restartable
       (the 2015 change 0174da5b79 and its backports);
-    * ``p2m_free_preemptible``: XSA-410, p2m pages freed with a check every 1024 pages.
+    * ``p2m_free_preemptible``: XSA-410, p2m pages freed with a check every 1024 pages;
+    * ``ept_flush_deferred``: Intel EPT syncs once per p2m lock hold (4.7+), not once per
+      changed entry (an IPI round each, before 4.7).
     """
 
     logdirty_preemptible: bool = True
     hap_retype: Literal["sweep", "lazy"] = "lazy"
     pool_teardown_preemptible: bool = True
     p2m_free_preemptible: bool = True
+    ept_flush_deferred: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class Profile:
     pool_by: Literal["xl", "libxl"] = "libxl"  # who computes the default pool (xl <=4.12)
     xl_type_key: bool = True  # xl.cfg `type=` (>= 4.10); before: only `builder`
     pvh_v1: bool = False  # xl.cfg `pvh=1` (PVHv1, 4.4-4.8)
+    hw_caps_featureset: bool = True  # `xl info` hw_caps word order of 4.7+
     arm_default_type: Literal["pv", "pvh"] = "pvh"  # xl's type without type=/builder= on Arm
     supported: bool = True  # False for <= 4.1 (no XSA-97 fix ever; out of support)
     xsa97_first_fixed: XenVersion | None = None  # first fixed release of this branch
@@ -200,6 +206,8 @@ def profile_for(
                 "restartable pool teardown", None)
     p2m = pick(row.xsa410, prev.xsa410 if prev else None,
                "the XSA-410 fix (preemptible p2m freeing)", "xsa410")
+    deferred = classify(row.ept_flush_deferred, prev.ept_flush_deferred if prev else None, v,
+                        when, "the deferred EPT sync").value is True
     # a development build of unknown date reads the command line as the branch's release does
     custom = classify(row.watchdog_custom, prev.watchdog_custom if prev else None, v, when,
                       "`watchdog=force`").value is True
@@ -220,6 +228,7 @@ def profile_for(
             hap_retype="lazy" if lazy.value is True else "sweep",
             pool_teardown_preemptible=tear.value is True,
             p2m_free_preemptible=p2m.value is True,
+            ept_flush_deferred=deferred,
         ),
         pool_formula=row.pool_formula,
         hap_default_follows_host=row.hap_default_follows_host,
@@ -231,6 +240,7 @@ def profile_for(
         pool_by=row.pool_by,
         xl_type_key=row.xl_type_key,
         pvh_v1=row.pvh_v1,
+        hw_caps_featureset=row.hw_caps_featureset,
         arm_default_type=row.arm_default_type,
         supported=row.supported,
         xsa97_first_fixed=first_fixed_release(v.branch),

@@ -63,8 +63,15 @@ def test_442_reports_the_residual_sweep_not_the_cve() -> None:
     for o in f.ops:  # everything still attributed to XSA-97 is preemptible or short
         if o.reference == "XSA-97":
             assert o.preemptible or o.worst_case_ms < SETTINGS.budget_ms
-    assert [m.action for m in f.mitigations if m.action == "upgrade"]
-    assert "4.5.0" in next(m.text for m in f.mitigations if m.action == "upgrade")
+    # the upgrade that removes the sweep is 4.5.0; with the CPU vendor unknown, Intel's
+    # per-frame EPT sync in VRAM tracking (until 4.7.0) can still exceed the budget
+    upgrade = next(m.text for m in f.mitigations if m.action == "upgrade")
+    assert upgrade in ("Upgrade Xen to 4.5.0 or later.", "Upgrade Xen to 4.7.0 or later.")
+    amd = host_from_flags("4.4.2", cpu_vendor="amd")
+    cfg = b'name = "g"\nbuilder = "hvm"\nmemory = 1048576\nvcpus = 4\n'
+    g = assess(guest_from_xlcfg(cfg, amd.profile(), source="g.cfg"), amd, amd.profile(),
+               SETTINGS)
+    assert "Upgrade Xen to 4.5.0 or later." in [m.text for m in g.mitigations]
     assert not any(m.action == "patch" for m in f.mitigations)  # the patch is already in
 
 

@@ -55,10 +55,17 @@ def test_442_has_the_fix_but_the_hap_sweep_still_stalls(shared_dir: Path) -> Non
     (guest,) = _guests(shared_dir, "xl-list-l_4.4.1_hvm-256gib_hap1.json")
     before = assess(guest, old, old.profile(), SETTINGS)
     after = assess(guest, new, new.profile(), SETTINGS)
+    assert (old.cpu_vendor, new.cpu_vendor) == ("intel", "amd")  # from hw_caps
     assert (before.xsa97_fixed, after.xsa97_fixed) == (False, True)
     assert after.verdict == "affected"  # 4.4.x keeps the full p2m sweep on CLEAN
-    assert after.worst_case_ms is not None and before.worst_case_ms is not None
-    assert after.worst_case_ms < before.worst_case_ms
+    assert after.cve is None and before.cve == CVE_HAP  # the residual sweep is not the CVE
+    # the same vendor on 4.4.0: the unfixed walk runs in the sweep's section, so it is longer
+    amd_440 = host_from_flags("4.4.0", cpu_vendor="amd")
+    same = assess(guest, amd_440, amd_440.profile(), SETTINGS)
+    assert after.worst_case_ms is not None and same.worst_case_ms is not None
+    assert after.worst_case_ms < same.worst_case_ms
+    # NPT takes a lock per rewritten entry: the AMD host's sweep is the longer one
+    assert before.worst_case_ms is not None and after.worst_case_ms > before.worst_case_ms
     peek = {
         f.xen_version: next(o for o in f.ops if o.op == "logdirty_peek") for f in (before, after)
     }
@@ -72,9 +79,18 @@ def test_450_lazy_retype_makes_big_hap_guests_safe(shared_dir: Path) -> None:
     guests = _guests(shared_dir, "xl-list-l_4.5.0_list-dom0-hvm64gib-pv.json")
     findings = {g.name: assess(g, host, host.profile(), SETTINGS) for g in guests}
     hvm = next(f for f in findings.values() if f.guest_type == "hvm")
-    assert hvm.verdict == "not_affected" and hvm.worst_case_ms is not None
-    assert hvm.worst_case_ms < SETTINGS.budget_ms
-    assert all(f.verdict == "not_affected" for f in findings.values())
+    # every log-dirty operation (walk, lazy type change) is short now
+    assert all(o.worst_case_ms < SETTINGS.budget_ms for o in hvm.ops
+               if not o.related and o.op != "vram_track")
+    # dirty-VRAM tracking still syncs EPT once per frame before 4.7 (09fc40ed30): 4096
+    # frames at 1-10 us each straddle the budget, so the verdict depends on the hardware
+    vram = next(o for o in hvm.ops if o.op == "vram_track")
+    assert vram.worst_case_ms_low < SETTINGS.budget_ms <= vram.worst_case_ms
+    assert any("depends on the hardware" in r for r in hvm.reasons)
+    assert all(f.verdict == "not_affected" for f in findings.values() if f is not hvm)
+    later = _host(shared_dir, "xl-info_4.17.0_x86-intel-hap.txt")
+    assert assess(next(g for g in guests if g.type == "hvm"), later, later.profile(),
+                  SETTINGS).verdict == "not_affected"
 
 
 def test_shadow_pool_decides_for_shadow_guests(shared_dir: Path) -> None:
@@ -108,9 +124,12 @@ def test_dev_build_before_refix_is_unfixed(shared_dir: Path) -> None:
     assert not next(o for o in f.ops if o.op == "logdirty_clean").preemptible
     # The lazy p2m retype (May 2014) is already in this tree, so the unfixed bitmap walk of a
     # 64 GiB guest (2 MiB of bitmap) stays short; a 16 TiB guest's walk does not.
-    assert f.verdict == "not_affected"
+    walk = {o.op: o.worst_case_ms for o in f.ops}
+    assert walk["logdirty_clean"] < SETTINGS.budget_ms
+    assert walk["hap_global_retype"] < SETTINGS.budget_ms
     huge = hvm.__class__(**{**hvm.__dict__, "maxmem_kib": 16 << 30, "maxmem_mib": 16 << 20})
-    assert assess(huge, host, host.profile(), SETTINGS).verdict == "affected"
+    big = {o.op: o.worst_case_ms for o in assess(huge, host, host.profile(), SETTINGS).ops}
+    assert big["logdirty_clean"] >= SETTINGS.budget_ms
 
 
 def test_undatable_dev_build_is_unknown() -> None:
@@ -170,7 +189,7 @@ def test_budget_controls_the_verdict() -> None:
 
 
 def test_shrink_mitigation_really_fixes() -> None:
-    host = host_from_flags("4.4.0")
+    host = host_from_flags("4.4.0", cpu_vendor="amd")  # no per-frame VRAM sync on NPT
     guest = _cfg('builder="hvm"\nmemory=65536\n', host)
     f = assess(guest, host, host.profile(), SETTINGS)
     shrink = next(m for m in f.mitigations if m.action == "shrink")

@@ -11,17 +11,18 @@ make_profile = PagingBehaviour
 #: The releases the issue names, by behaviour (xen-paging.md §10).
 R440 = make_profile(
     logdirty_preemptible=False, hap_retype="sweep", pool_teardown_preemptible=False,
-    p2m_free_preemptible=False,
+    p2m_free_preemptible=False, ept_flush_deferred=False,
 )
 R442 = make_profile(
     logdirty_preemptible=True, hap_retype="sweep", pool_teardown_preemptible=False,
-    p2m_free_preemptible=False,
+    p2m_free_preemptible=False, ept_flush_deferred=False,
 )
 R450 = make_profile(
     logdirty_preemptible=True, hap_retype="lazy", pool_teardown_preemptible=False,
-    p2m_free_preemptible=False,
+    p2m_free_preemptible=False, ept_flush_deferred=False,
 )
-R460 = make_profile(pool_teardown_preemptible=True, p2m_free_preemptible=False)
+R460 = make_profile(pool_teardown_preemptible=True, p2m_free_preemptible=False,
+                    ept_flush_deferred=False)
 R417 = make_profile()  # XSA-410
 RELEASES = {"4.4.0": R440, "4.4.2": R442, "4.5.0": R450, "4.6": R460, "xsa410": R417}
 

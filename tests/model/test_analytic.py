@@ -139,12 +139,14 @@ def test_shadow_vram_estimate_equals_generator(
         _same(run.sections.runs, run.total, est.call(1))
 
 
-@pytest.mark.parametrize("release", ["4.4.0", "4.5.0"])
+@pytest.mark.parametrize("vendor", ["intel", "amd"])
+@pytest.mark.parametrize("release", ["4.4.0", "4.5.0", "xsa410"])
 @pytest.mark.parametrize("ram", [1 * GiB, 70 * GiB])
-def test_hap_vram_repeated_call_equals_generator(ram: int, release: str) -> None:
-    """HAP: once the range is tracked, a call after the guest wrote every frame."""
+def test_hap_vram_repeated_call_equals_generator(ram: int, release: str, vendor: str) -> None:
+    """HAP: once the range is tracked, a call after the guest wrote every frame (NPT: a lock
+    round trip per entry; EPT before 4.7: a sync per entry)."""
     prof = PROFILES[release]
-    spec = DomainSpec(ram_bytes=ram, vcpus=2)
+    spec = DomainSpec(ram_bytes=ram, vcpus=2, vendor=vendor)  # type: ignore[arg-type]
     est = analytic.track_vram(spec, prof, 4096, VRAM)
     d = build_domain(spec, prof)
     drive(track_dirty_vram(d, VramRequest(VRAM, 4096)))
@@ -152,6 +154,10 @@ def test_hap_vram_repeated_call_equals_generator(ram: int, release: str) -> None
         write_range(d, VRAM, VRAM + 4096)
         run = drive(track_dirty_vram(d, VramRequest(VRAM, 4096)))
     _same(run.sections.runs, run.total, est.call(1))
+    if vendor == "amd":
+        assert run.total.lock_round_trips == 4096
+    else:
+        assert run.total.tlb_flushes == (1 if prof.ept_flush_deferred else 4097)
 
 
 def test_pool_too_small_is_found_before_building() -> None:

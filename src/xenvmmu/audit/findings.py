@@ -45,6 +45,7 @@ class OpStall:
     reference: str = ""  # the advisory or commits that cover exactly this code
     sized_by: tuple[str, ...] = ()  # who decides how long it is: "guest", "device_model"...
     residual: bool = False  # still run on a host that has the fix it was counted under
+    worst_case_ms_low: float = 0.0  # the same section at the low end of the cost ranges
 
     @property
     def trigger(self) -> str:
@@ -82,6 +83,8 @@ class Finding:
     ops: tuple[OpStall, ...] = ()
     paging_reasons: tuple[str, ...] = ()
     decisive: SourceRef | None = None  # the setting that decides (SARIF location)
+    #: ``worst_case_ms`` at the low end of the cost ranges (``worst_case_ms`` is the high end)
+    worst_case_ms_low: float | None = None
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 
+from ..model.spec import DomainSpec
 from ..toolstack import GuestSpec, HostSpec
-from ..versions import Paging, PagingBehaviour, Profile, XenVersion, behaviour_releases, profile_for
+from ..versions import PagingBehaviour, Profile, Vendor, XenVersion, behaviour_releases, profile_for
 from .findings import Mitigation, OpStall
-from .operations import PoolTooSmall, estimate_ops, xsa97_ops
+from .operations import PoolTooSmall, estimate_ops, with_pool, xsa97_ops
 from .settings import AuditSettings
 
 #: Shadow pool floor (pages): 128 per vCPU plus one (xen/arch/x86/mm/shadow/common.c @
@@ -24,34 +26,32 @@ SHADOW_FLOOR_PAGES_PER_VCPU = 128
 
 
 def op_stalls(
-    pages: int, pool_pages: int, mode: Paging, behaviour: PagingBehaviour, vcpus: int,
-    settings: AuditSettings,
+    guest: DomainSpec, behaviour: PagingBehaviour, settings: AuditSettings,
 ) -> tuple[OpStall, ...]:
-    """Every operation against this guest, priced with the run's costs (cached per run on
-    these inputs; the estimates are cached on them too)."""
+    """Every operation against ``guest``, priced with the run's costs (cached per run on the
+    inputs; the estimates are cached on them too)."""
     from .rules import stalls  # rules imports this module
 
-    key = ("stalls", pages, pool_pages, mode, behaviour, vcpus)
+    key = ("stalls", guest, behaviour)
     priced = settings.cache.get(key)
     if priced is None:
-        ops = estimate_ops(pages, pool_pages, mode, behaviour, vcpus, settings.attack)
-        priced = stalls(ops, settings.costs)
+        priced = stalls(estimate_ops(guest, behaviour, settings.attack), settings.costs)
         settings.cache[key] = priced
     assert isinstance(priced, tuple)
     return priced
 
 
-def worst_section_ms(
-    pages: int, pool_pages: int, mode: Paging, behaviour: PagingBehaviour, vcpus: int,
-    settings: AuditSettings,
+def _worst_ms(
+    guest: DomainSpec, behaviour: PagingBehaviour, settings: AuditSettings,
 ) -> float:
-    """The longest non-preemptible section of XSA-97's own operations, in ms (cached per
-    run). A pool too small for the worst-case state holds no shadows to flush: 0."""
-    key = ("worst", pages, pool_pages, mode, behaviour, vcpus)
+    """The longest non-preemptible section of the verdict's operations at the high cost
+    bound, in ms (cached per run). A pool too small for the worst-case state holds no
+    shadows to flush: 0."""
+    key = ("worst", guest, behaviour)
     ms = settings.cache.get(key)
     if ms is None:
         try:
-            ops = xsa97_ops(pages, pool_pages, mode, behaviour, vcpus, settings.attack)
+            ops = xsa97_ops(guest, behaviour, settings.attack)
             ns = settings.costs.ns_per_unit
             ms = round(max(o.worst_ns(ns) for o in ops) / 1e6, 3)
         except PoolTooSmall:
@@ -79,15 +79,21 @@ def mitigations_for(
     guest: GuestSpec,
     host: HostSpec,
     profile: Profile,
-    mode: Paging,
-    pages: int,
-    pool_pages: int,
-    vcpus: int,
+    spec: DomainSpec,
     settings: AuditSettings,
 ) -> tuple[Mitigation, ...]:
-    """Effective mitigations for an affected guest of ``pages`` pages and ``pool_pages``."""
+    """Effective mitigations for an affected guest whose paging state ``spec`` describes.
+    With the host's CPU vendor unknown, a change counts only if it works on both (EPT and
+    NPT)."""
     budget = settings.budget_ms
     beh = profile.paging
+    mode, pages, pool_pages = spec.paging, spec.ram_bytes >> 12, spec.pool_pages
+    vendors: tuple[Vendor, ...] = (host.cpu_vendor,) if host.cpu_vendor else ("intel", "amd")
+
+    def worst_section_ms(s: DomainSpec, b: PagingBehaviour, st: AuditSettings) -> float:
+        return max(_worst_ms(replace(s, vendor=v), b, st) for v in vendors)
+
+    vcpus = spec.vcpus
     out: list[Mitigation] = [
         Mitigation(
             "pv",
@@ -96,17 +102,18 @@ def mitigations_for(
         )
     ]
 
-    hap_pool = max(pool_pages, 256)  # hap_enable() gives an empty pool 256 pages
+    # hap_enable() gives an empty pool 256 pages
+    hap = replace(with_pool(spec, max(pool_pages, 256)), paging="hap")
     if mode == "shadow" and host.cpu_hap is not False:
         where = (
             f"remove hap = 0 (line {guest.hap_line})"
             if guest.hap is False
             else "remove hap=0 / no-hap from the Xen command line"
         )
-        if worst_section_ms(pages, hap_pool, "hap", beh, vcpus, settings) < budget:
+        if worst_section_ms(hap, beh, settings) < budget:
             out.append(Mitigation("hap_on", f"Use HAP instead of shadow paging: {where}."))
         else:
-            later = _first_fixing_release(host, pages, hap_pool, "hap", vcpus, settings)
+            later = _first_fixing_release(host, hap, settings, worst_section_ms)
             if later is not None:
                 out.append(
                     Mitigation(
@@ -119,7 +126,7 @@ def mitigations_for(
     if mode == "hap":
         mib = _largest_under(
             pages // 256,
-            lambda m: worst_section_ms(m * 256, pool_pages, "hap", beh, vcpus, settings) < budget,
+            lambda m: worst_section_ms(replace(spec, ram_bytes=m << 20), beh, settings) < budget,
         )
         if mib >= 256:
             out.append(
@@ -134,7 +141,7 @@ def mitigations_for(
         floor = SHADOW_FLOOR_PAGES_PER_VCPU * (vcpus + 1) + pages // 256
         max_pool = _largest_under(
             pool_pages,
-            lambda p: worst_section_ms(pages, p, "shadow", beh, vcpus, settings) < budget,
+            lambda p: worst_section_ms(with_pool(spec, p), beh, settings) < budget,
         )
         if max_pool >= floor:
             out.append(
@@ -147,7 +154,7 @@ def mitigations_for(
             )
 
     if mode == "hap":
-        later = _first_fixing_release(host, pages, pool_pages, "hap", vcpus, settings)
+        later = _first_fixing_release(host, spec, settings, worst_section_ms)
         if later is not None:
             out.append(Mitigation("upgrade", f"Upgrade Xen to {later} or later."))
         if not profile.logdirty_preemptible:
@@ -156,7 +163,7 @@ def mitigations_for(
                 patched=frozenset({"xsa97-hap"}),
                 changeset_date=host.changeset_date,
             )
-            if worst_section_ms(pages, pool_pages, "hap", patched.paging, vcpus, settings) < budget:
+            if worst_section_ms(spec, patched.paging, settings) < budget:
                 out.append(
                     Mitigation("patch", f"Apply the xsa97-hap patch to Xen {host.xen_version}.")
                 )
@@ -178,15 +185,14 @@ def _behaviour(version: XenVersion) -> PagingBehaviour:
 
 
 def _first_fixing_release(
-    host: HostSpec, pages: int, pool_pages: int, mode: Paging, vcpus: int,
-    settings: AuditSettings,
+    host: HostSpec, spec: DomainSpec, settings: AuditSettings,
+    worst: Callable[[DomainSpec, PagingBehaviour, AuditSettings], float],
 ) -> XenVersion | None:
     """The oldest newer release (among those where a paging behaviour changes) that brings
     this guest under the budget."""
     for v in behaviour_releases():
         if v <= host.xen_version:
             continue
-        beh = _behaviour(v)
-        if worst_section_ms(pages, pool_pages, mode, beh, vcpus, settings) < settings.budget_ms:
+        if worst(spec, _behaviour(v), settings) < settings.budget_ms:
             return v
     return None

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model import analytic
 from ..model.analytic import Estimate
 from ..model.attack import DEFAULT_ATTACK, VRAM_BEGIN_GFN, AttackAssumptions
 from ..model.spec import DomainSpec
-from ..versions import Paging, PagingBehaviour
+from ..versions import Paging, PagingBehaviour, Vendor
 
 PAGE_SHIFT = 12
 
@@ -55,44 +55,41 @@ class PoolTooSmall(ValueError):
     """The paging pool cannot hold the worst-case p2m and log-dirty bitmap of this guest."""
 
 
-def pool_for_estimate(pages: int, pool_pages: int, paging: Paging, vcpus: int) -> int:
-    """``pool_pages``, or the smallest pool that holds the worst-case p2m and bitmap when the
-    real one cannot: Xen would then fail the guest's p2m or bitmap allocations, so the
+def worst_case_spec(pages: int, pool_pages: int, paging: Paging, vcpus: int,
+                    vendor: Vendor = "intel") -> DomainSpec:
+    """The guest the audit assumes, with log-dirty off: ``pages`` of RAM (its maximum
+    memory), the pool, the vCPUs and the CPU vendor (EPT or NPT paging). The attacker's state
+    (log-dirty on, every page written) is :func:`attacked`."""
+    return DomainSpec(ram_bytes=pages << PAGE_SHIFT, vcpus=max(1, vcpus), paging=paging,
+                      vendor=vendor, pool_kib=pool_pages * 4)
+
+
+def attacked(guest: DomainSpec) -> DomainSpec:
+    """``guest`` with log-dirty on and every page written."""
+    return replace(guest, log_dirty=True, dirty="all")
+
+
+def with_pool(guest: DomainSpec, pool_pages: int) -> DomainSpec:
+    return replace(guest, pool_mb=None, pool_kib=pool_pages * 4)
+
+
+def pool_for_estimate(guest: DomainSpec) -> int:
+    """The guest's pool, or the smallest pool that holds the worst-case p2m and bitmap when
+    the real one cannot: Xen would then fail the guest's p2m or bitmap allocations, so the
     attacker gets less than the full worst case; estimating as if they succeeded is an upper
     bound (the caller says so)."""
-    need = analytic.min_pool_pages(worst_case_spec(pages, 0, paging, vcpus))
-    return max(pool_pages, need)
-
-
-def worst_case_spec(pages: int, pool_pages: int, paging: Paging, vcpus: int,
-                    log_dirty: bool = True) -> DomainSpec:
-    """The guest state the audit assumes: ``pages`` of RAM, the pool, every page written."""
-    return DomainSpec(
-        ram_bytes=pages << PAGE_SHIFT, vcpus=max(1, vcpus), paging=paging,
-        pool_kib=pool_pages * 4, log_dirty=log_dirty, dirty="all" if log_dirty else "none",
-    )
+    need = analytic.min_pool_pages(attacked(with_pool(guest, 0)))
+    return max(guest.pool_pages, need)
 
 
 def estimate_ops(
-    pages: int,
-    pool_pages: int,
-    paging: Paging,
-    behaviour: PagingBehaviour,
-    vcpus: int = 1,
-    attack: AttackAssumptions = DEFAULT_ATTACK,
+    guest: DomainSpec, behaviour: PagingBehaviour, attack: AttackAssumptions = DEFAULT_ATTACK,
 ) -> tuple[OpEstimate, ...]:
-    """Every operation of XSA-97's class against an HVM guest of ``pages`` 4 KiB pages (its
-    maximum memory) with a paging pool of ``pool_pages``, as a release with ``behaviour``
-    runs it: XSA-97's own (:func:`xsa97_ops`), then the related ones (:func:`related_ops`).
-    Raises :class:`PoolTooSmall` when the pool cannot hold the worst-case state."""
-    key = (pages, pool_pages, paging, behaviour, vcpus)
-    return xsa97_ops(*key, attack) + related_ops(*key)
-
-
-def _specs(pages: int, pool_pages: int, paging: Paging,
-           vcpus: int) -> tuple[DomainSpec, DomainSpec]:
-    return (worst_case_spec(pages, pool_pages, paging, vcpus),
-            worst_case_spec(pages, pool_pages, paging, vcpus, log_dirty=False))
+    """Every operation of XSA-97's class against ``guest`` (log-dirty off, see
+    :func:`worst_case_spec`) as a release with ``behaviour`` runs it: the verdict's
+    (:func:`xsa97_ops`), then the related ones (:func:`related_ops`). Raises
+    :class:`PoolTooSmall` when the pool cannot hold the worst-case state."""
+    return xsa97_ops(guest, behaviour, attack) + related_ops(guest, behaviour)
 
 
 #: Who can issue each operation. The same under the default (dummy) XSM policy and under
@@ -140,8 +137,7 @@ SHADOW_REF = ("XSA-97 (CVE-2014-5149): shadow_blow_tables, never made preemptibl
 
 @functools.lru_cache(maxsize=1 << 15)
 def xsa97_ops(
-    pages: int, pool_pages: int, paging: Paging, behaviour: PagingBehaviour, vcpus: int,
-    attack: AttackAssumptions,
+    guest: DomainSpec, behaviour: PagingBehaviour, attack: AttackAssumptions = DEFAULT_ATTACK,
 ) -> tuple[OpEstimate, ...]:
     """The operations of the verdict, one mechanism each: the log-dirty bitmap walk and
     free (XSA-97's own code), the paging mode's hooks that ENABLE / CLEAN / OFF run (HAP:
@@ -150,7 +146,8 @@ def xsa97_ops(
     Where the release does not preempt the walk (or free), the hook that follows runs in the
     same non-preemptible section, so the walk's figure includes it; once the walk is
     preemptible the hook is a section of its own and only the hook's operation carries it."""
-    dirty, clean = _specs(pages, pool_pages, paging, vcpus)
+    dirty, clean = attacked(guest), guest
+    paging, pages = guest.paging, guest.ram_bytes >> PAGE_SHIFT
     b = behaviour
     fixed = b.logdirty_preemptible
     try:
@@ -199,11 +196,10 @@ def xsa97_ops(
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def related_ops(
-    pages: int, pool_pages: int, paging: Paging, behaviour: PagingBehaviour, vcpus: int,
-) -> tuple[OpEstimate, ...]:
+def related_ops(guest: DomainSpec, behaviour: PagingBehaviour) -> tuple[OpEstimate, ...]:
     """Same-class operations reported beside the verdict: teardown and pool resizing."""
-    dirty, clean = _specs(pages, pool_pages, paging, vcpus)
+    dirty, clean = attacked(guest), guest
+    pool_pages = guest.pool_pages
     b = behaviour
     try:
         teardown = analytic.teardown(dirty, b)

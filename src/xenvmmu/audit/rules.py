@@ -13,12 +13,22 @@ teardown and set_allocation are reported as related operations beside it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..costs import CostProfile
+from ..model.spec import DomainSpec
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Paging, Profile, Unknown
 from .findings import Finding, Mitigation, OpStall, Severity, SourceRef, Verdict, clean_text
 from .mitigations import mitigations_for, op_stalls
-from .operations import RESIDUAL_WHY, OpEstimate, PoolTooSmall, pool_for_estimate
+from .operations import (
+    RESIDUAL_WHY,
+    OpEstimate,
+    PoolTooSmall,
+    pool_for_estimate,
+    with_pool,
+    worst_case_spec,
+)
 from .settings import DEFAULT_BUDGET_MS, AuditSettings
 
 CVE_HAP = "CVE-2014-5146"
@@ -50,6 +60,7 @@ def stalls(ops: tuple[OpEstimate, ...], costs: CostProfile) -> tuple[OpStall, ..
             started_by=o.started_by,
             preemptible=o.preemptible,
             worst_case_ms=round(o.worst_ns(costs.ns_per_unit) / 1e6, 3),
+            worst_case_ms_low=round(o.worst_ns(costs.low_ns) / 1e6, 3),
             related=o.related,
             reference=o.reference,
             sized_by=o.sized_by,
@@ -59,8 +70,32 @@ def stalls(ops: tuple[OpEstimate, ...], costs: CostProfile) -> tuple[OpStall, ..
     )
 
 
-def worst_ms(ops: tuple[OpStall, ...]) -> float:
-    return max((o.worst_case_ms for o in ops if not o.related), default=0.0)
+def worst_ms(ops: tuple[OpStall, ...], low: bool = False) -> float:
+    """The longest section of the verdict's operations (high cost bound, or ``low``)."""
+    return max((o.worst_case_ms_low if low else o.worst_case_ms for o in ops if not o.related),
+               default=0.0)
+
+
+def _estimate_for_vendor(
+    spec: DomainSpec, host: HostSpec, profile: Profile, settings: AuditSettings,
+) -> tuple[DomainSpec, tuple[OpStall, ...], str]:
+    """The operations priced for the host's CPU vendor (HAP: EPT or NPT). When the vendor is
+    unknown both are evaluated and the worse is kept, with a reason saying so."""
+    if spec.paging != "hap":
+        return spec, op_stalls(spec, profile.paging, settings), ""
+    if host.cpu_vendor is not None:
+        spec = replace(spec, vendor=host.cpu_vendor)
+        return spec, op_stalls(spec, profile.paging, settings), ""
+    options = []
+    for vendor in ("intel", "amd"):
+        s = replace(spec, vendor=vendor)
+        options.append((worst_ms(op_stalls(s, profile.paging, settings)), vendor, s))
+    worst, vendor, chosen = max(options)
+    other = min(options)[0]
+    why = (f"{host.cpu_vendor_reason or 'CPU vendor unknown'}: both EPT (Intel) and NPT (AMD) "
+           f"evaluated, the worse reported ({vendor}: {worst:,.1f} ms against {other:,.1f} ms); "
+           "pass --cpu-vendor")
+    return chosen, op_stalls(chosen, profile.paging, settings), why
 
 
 def guest_pages(guest: GuestSpec) -> int | None:
@@ -117,21 +152,23 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         reasons.append(pool.reason if pool.kib is None else "guest memory size unknown")
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
     pool_pages = (pool.applied_kib or pool.kib or 0) // 4
-    vcpus = guest_vcpus(guest)
     reasons.append(pool.reason)
-    needed = pool_for_estimate(pages, pool_pages, mode, vcpus)
+    spec = worst_case_spec(pages, pool_pages, mode, guest_vcpus(guest))
+    needed = pool_for_estimate(spec)
     if needed > pool_pages:
         reasons.append(
             f"the paging pool ({pool_pages * 4:,} KiB) cannot hold this guest's whole p2m and "
             f"log-dirty bitmap ({needed * 4:,} KiB): Xen would fail some of their allocations; "
             "estimated as if they succeeded (an upper bound)"
         )
-        pool_pages = needed
+        spec = with_pool(spec, needed)
     try:
-        ops = op_stalls(pages, pool_pages, mode, profile.paging, vcpus, settings)
+        spec, ops, vendor_reason = _estimate_for_vendor(spec, host, profile, settings)
     except PoolTooSmall as e:  # a state the closed forms do not cover
         reasons.append(f"not estimated: {e}")
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
+    if vendor_reason:
+        reasons.append(vendor_reason)
     worst = worst_ms(ops)
     worst_op = max((o for o in ops if not o.related), key=lambda o: o.worst_case_ms)
     verdict = "affected" if worst >= settings.budget_ms else "not_affected"
@@ -148,15 +185,21 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         reasons.append(
             f"longest non-preemptible section about {worst:,.3f} ms, within the {budget}"
         )
+    worst_low = worst_ms(ops, low=True)
+    if verdict == "affected" and worst_low < settings.budget_ms:
+        reasons.append(
+            f"depends on the hardware: at the low end of the cost ranges it is about "
+            f"{worst_low:,.1f} ms, within the budget (give this host's measured costs with "
+            "--costs)"
+        )
     if host.watchdog and worst >= host.watchdog_timeout * 1000:
         reasons.append(
             f"the watchdog is on ({host.watchdog_timeout} s): such a stall panics the host"
         )
-    fixes = (mitigations_for(guest, host, profile, mode, pages, pool_pages, vcpus, settings)
-             if verdict == "affected" else ())
+    fixes = mitigations_for(guest, host, profile, spec, settings) if verdict == "affected" else ()
     watchdog_ms = host.watchdog_timeout * 1000 if host.watchdog_timeout else WATCHDOG_MS
     return _finish(
-        {**base, "worst_case_ms": round(worst, 3)},
+        {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3)},
         verdict,
         reasons,
         severity=severity_for(worst, settings.budget_ms, watchdog_ms) if verdict == "affected"

@@ -1,14 +1,19 @@
-"""Cost profiles: nanoseconds per unit of work, each with its source.
+"""Cost profiles: nanoseconds per unit of work as a range, each bound with its source.
 
 Work is counted by the model (``xenvmmu.model.work.Work``); a CostProfile turns it into
-time. The numbers are not facts about any one machine: each carries a ``source`` saying
-whether it is derived from a published measurement or assumed, and any of them can be
-overridden with a TOML file (``--costs FILE``). Changing a cost never changes a bitmap.
+time. The numbers are not facts about any one machine: every unit has a ``low`` and a
+``high`` figure, each with a source saying whether it is derived from a published figure,
+a shape measurement or assumed. ``ns_per_unit`` is the high bound (verdicts are decided on
+it); :meth:`CostProfile.low` is the same profile at its low bound. Any unit can be overridden
+with a TOML file (``--costs FILE``): ``unit = N`` or ``{ns = N, source = S}`` (both bounds N),
+or ``{low = L, high = H, source_low = S, source_high = S}``. Changing a cost never changes a
+bitmap.
 """
 
 from __future__ import annotations
 
 import operator
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,8 +22,14 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..model.work import FIELDS, Work
+from ..toolstack.inputs import InputFileError, read_input
 
 SCHEMA = "xenvmmu.costs/1"
+#: The dearest unit of work in the default profile costs about a microsecond (a TLB flush);
+#: one that takes a millisecond is not a CPU any more (and would make simulations endless).
+MAX_NS_PER_UNIT = 1e6
+#: A cost file is two tables deep ([units.NAME]); tomllib recurses per level.
+MAX_TOML_DEPTH = 16
 _counts = operator.attrgetter(*FIELDS)  # all unit counts of a Work, in FIELDS order
 
 
@@ -31,9 +42,12 @@ class CostProfile:
     """Nanoseconds per unit for every ``Work`` field, with a source per number."""
 
     name: str
-    ns_per_unit: Mapping[str, float]
+    ns_per_unit: Mapping[str, float]  # the high bound
     sources: Mapping[str, str] = field(default_factory=dict)
     origin: str = "built-in default"
+    #: the low bound per unit (None: the same as ``ns_per_unit``) and its sources
+    low_ns_per_unit: Mapping[str, float] | None = None
+    low_sources: Mapping[str, str] | None = None
     _weights: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -48,16 +62,36 @@ class CostProfile:
     def ms(self, work: Work) -> float:
         return self.ns(work) / 1e6
 
+    @property
+    def low_ns(self) -> Mapping[str, float]:
+        """ns per unit at the low bound."""
+        return self.ns_per_unit if self.low_ns_per_unit is None else self.low_ns_per_unit
+
+    def low(self) -> CostProfile:
+        """This profile at its low bound (``--costs low``)."""
+        return CostProfile(f"{self.name} (low bound)", self.low_ns,
+                           self.low_sources or self.sources, self.origin)
+
+    def bound(self, which: str) -> CostProfile:
+        """``"high"`` (this profile) or ``"low"``."""
+        if which == "high":
+            return self
+        if which == "low":
+            return self.low()
+        raise ValueError(f"a cost bound is 'low' or 'high', not {which!r}")
+
     def overridden(self, data: Mapping[str, object], origin: str) -> CostProfile:
         """A copy with the units given in a parsed cost file replaced."""
-        ns = dict(self.ns_per_unit)
-        sources = dict(self.sources)
+        high, sources = dict(self.ns_per_unit), dict(self.sources)
+        low, low_sources = dict(self.low_ns), dict(self.low_sources or self.sources)
         units = _units_table(data, origin)
         for unit, entry in units.items():
-            ns[unit], sources[unit] = _unit_entry(unit, entry, origin)
+            low[unit], high[unit], low_sources[unit], sources[unit] = _unit_entry(
+                unit, entry, origin)
         name = data.get("name", f"{self.name} + {origin}")
         return CostProfile(
-            str(name), MappingProxyType(ns), MappingProxyType(sources), origin=origin
+            str(name), MappingProxyType(high), MappingProxyType(sources), origin=origin,
+            low_ns_per_unit=MappingProxyType(low), low_sources=MappingProxyType(low_sources),
         )
 
 
@@ -77,21 +111,45 @@ def load_profile(path: str | Path, base: CostProfile | None = None) -> CostProfi
     """The default profile (or ``base``) with the units of a TOML cost file replaced."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise CostProfileError(f"{path}: cannot read cost file: {e}") from None
+        text = read_input(path).decode("utf-8")
+    except InputFileError as e:
+        raise CostProfileError(f"{path}: cannot read cost file: {e.message}") from None
+    except UnicodeDecodeError as e:
+        raise CostProfileError(f"{path}: cannot read cost file: not UTF-8 text ({e.reason} "
+                               f"at byte {e.start})") from None
     return (base or default_profile()).overridden(_parse(text, str(path)), str(path))
 
 
 def _parse(text: str, origin: str) -> dict[str, object]:
+    if _nesting(text) > MAX_TOML_DEPTH:
+        raise CostProfileError(f"{origin}: nested deeper than {MAX_TOML_DEPTH} levels: not a "
+                               "cost profile")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CostProfileError(f"{origin}: {e}") from None
+    except RecursionError:  # pragma: no cover - _nesting() refuses such files first
+        raise CostProfileError(f"{origin}: nested too deeply: not a cost profile") from None
     schema = data.get("schema", SCHEMA)
     if schema != SCHEMA:
         raise CostProfileError(f"{origin}: schema is {schema!r}, expected {SCHEMA!r}")
     return data
+
+
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _nesting(text: str) -> int:
+    """An upper bound of how deep the TOML arrays and inline tables of ``text`` nest, without
+    parsing it (brackets inside strings and comments count too: the bound is safe)."""
+    depth = deepest = 0
+    for c in _BRACKETS.findall(text):
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _units_table(data: Mapping[str, object], origin: str) -> Mapping[str, object]:
@@ -106,14 +164,31 @@ def _units_table(data: Mapping[str, object], origin: str) -> Mapping[str, object
     return units
 
 
-def _unit_entry(unit: str, entry: object, origin: str) -> tuple[float, str]:
-    if isinstance(entry, int | float) and not isinstance(entry, bool):
-        value, source = float(entry), f"set in {origin}"
-    elif isinstance(entry, dict) and isinstance(entry.get("ns"), int | float):
-        value = float(entry["ns"])
-        source = str(entry.get("source", f"set in {origin}"))
-    else:
-        raise CostProfileError(f"{origin}: units.{unit} must be a number or {{ns = N, source = S}}")
-    if not value >= 0 or value == float("inf"):
-        raise CostProfileError(f"{origin}: units.{unit} must be a finite number >= 0")
-    return value, source
+def _number(value: object, unit: str, origin: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise CostProfileError(f"{origin}: units.{unit} must be a number, "
+                               "{ns = N, source = S} or {low = L, high = H, ...}")
+    v = float(value)
+    if not v >= 0 or v == float("inf") or v > 1e12:
+        raise CostProfileError(f"{origin}: units.{unit} must be a finite number of ns, "
+                               "0 to 1e12")
+    return v
+
+
+def _unit_entry(unit: str, entry: object, origin: str) -> tuple[float, float, str, str]:
+    """(low, high, low source, high source) of one unit entry."""
+    default = f"set in {origin}"
+    if not isinstance(entry, dict):
+        v = _number(entry, unit, origin)
+        return v, v, default, default
+    if "ns" in entry:
+        v = _number(entry["ns"], unit, origin)
+        src = str(entry.get("source", default))
+        return v, v, src, src
+    if "low" not in entry or "high" not in entry:
+        raise CostProfileError(f"{origin}: units.{unit} needs ns = N, or both low and high")
+    lo, hi = _number(entry["low"], unit, origin), _number(entry["high"], unit, origin)
+    if lo > hi:
+        raise CostProfileError(f"{origin}: units.{unit}: low ({lo:g}) is above high ({hi:g})")
+    src = str(entry.get("source", default))
+    return lo, hi, str(entry.get("source_low", src)), str(entry.get("source_high", src))

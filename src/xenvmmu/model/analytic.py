@@ -9,7 +9,7 @@ How: each function writes the operation's *step program* in compact form - the s
 WorkStep / PreemptCheck / Loop vocabulary the generators yield, with identical iterations
 folded into a Loop - and the runner's own section logic splits it. ``Estimate.calls`` keeps the
 program, one tuple of steps per hypercall (or RCU callback), so the simulator can *replay* it
-(:mod:`xenvmmu.sim.replay`) for guests too large to build. Tests hold that an estimate equals
+(:mod:`xenvmmu.sim.closed_form`) for guests too large to build. Tests hold that an estimate equals
 driving the real generator (never preempted) section for section, and the auditor prices the
 same estimates with a cost profile: there is no other formula for these operations.
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from xenvmmu.model.constants import ENTRIES, P2M_TEARDOWN_BATCH, PAGE_SIZE, SHADOW_HASH_BUCKETS
 from xenvmmu.model.runner import Sections, longest
+from xenvmmu.model.shadow import destroy_all_work
 from xenvmmu.model.shape import Shape, SlotShape
 from xenvmmu.model.spec import DomainSpec
 from xenvmmu.model.work import PROXY_WEIGHTS, ZERO, Loop, PreemptCheck, Step, Work, WorkStep
@@ -129,11 +130,13 @@ def _retype(sh: Shape, beh: PagingBehaviour, to_logdirty: bool, marked: bool) ->
             writes = 0 if (sh.spec.log_dirty and not sh.dirty) else _leaves(sh)
         else:  # logdirty -> rw: leaves still logdirty
             writes = _leaves(sh) if (sh.spec.log_dirty and not sh.dirty) else 0
+        locks = writes if sh.spec.vendor == "amd" else 0  # NPT: hap_write_p2m_entry
         return Work(entries_read=ENTRIES * tables, entries_written=writes, pages_mapped=tables,
-                    tlb_flushes=1)
+                    tlb_flushes=1, lock_round_trips=locks)
     writes = 0 if marked else sh.l3
     return Work(entries_read=ENTRIES, entries_written=writes, pages_mapped=1,
-                tlb_flushes=1 if writes else 0)
+                tlb_flushes=1 if writes else 0,
+                lock_round_trips=writes if sh.spec.vendor == "amd" else 0)
 
 
 def _leaves(sh: Shape) -> int:
@@ -152,7 +155,7 @@ def _blow(sh: Shape) -> Work:
         tlb_flushes=1,
         shadows_destroyed=destroyed,
         pages_freed=destroyed,
-    )
+    ) + destroy_all_work(sh.sh_l1, sh.shadows, in_use)
 
 
 def _clean_hook(sh: Shape, beh: PagingBehaviour) -> Work:
@@ -377,8 +380,11 @@ def track_vram(
     nbytes = (frames + 7) >> 3
     if spec.paging == "hap":
         ram = sh.ram_pages_in(begin, begin + frames)
-        steady = Work(entries_read=4 * ram, entries_written=ram, tlb_flushes=1,
-                      bytes_copied=nbytes)
+        npt = spec.vendor == "amd"
+        per_entry_sync = not npt and not beh.ept_flush_deferred  # EPT before 4.7
+        steady = Work(entries_read=4 * ram, entries_written=ram, bytes_copied=nbytes,
+                      tlb_flushes=1 + (ram if per_entry_sync else 0),
+                      lock_round_trips=ram if npt else 0)
         return _estimate("vram_track", [_w(steady), _CALL_END, _w(steady)])
     unknown = frames if unknown_frames is None else min(unknown_frames, frames)
     known = frames - unknown

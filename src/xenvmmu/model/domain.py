@@ -13,9 +13,8 @@ from xenvmmu.model.layout import Layout
 from xenvmmu.model.p2m import P2M, Flavour
 from xenvmmu.model.pool import PagingPool
 from xenvmmu.model.shadow import ShadowPool
-from xenvmmu.model.spec import Vendor
 from xenvmmu.model.trie import LogDirtyTrie
-from xenvmmu.versions import Paging, PagingBehaviour
+from xenvmmu.versions import Paging, PagingBehaviour, Vendor
 
 
 @dataclass

@@ -30,16 +30,26 @@ Hook = Generator[Step, "bool | int | None", None]
 _FLUSH = Work(tlb_flushes=1)
 
 
+def npt_locks(d: Domain, w: Work) -> Work:
+    """NPT writes each entry through ``hap_write_p2m_entry``: the paging lock and a CPU-mask
+    test per entry written (xen/arch/x86/mm/p2m-pt.c @ RELEASE-4.4.4 l.600, 698;
+    xen/arch/x86/mm/hap/hap.c @ RELEASE-4.4.4 l.682-709); EPT rewrites entries in place."""
+    if d.flavour != "npt" or not w.entries_written:
+        return w
+    return w + Work(lock_round_trips=w.entries_written)
+
+
 def global_retype(d: Domain, ot: int, nt: int) -> Hook:
     """``p2m_change_entry_type_global(d, ot, nt)`` under the p2m lock, no preemption check."""
     p2m = d.p2m
     if d.behaviour.hap_retype == "sweep":
         yield WorkStep(sweep_root(), "p2m.retype_global", "p2m")
         for r in sorted(p2m.chunks):
-            yield WorkStep(sweep_chunk(p2m.chunks[r], ot, nt), "p2m.retype_global", "p2m")
+            w = npt_locks(d, sweep_chunk(p2m.chunks[r], ot, nt))
+            yield WorkStep(w, "p2m.retype_global", "p2m")
         yield WorkStep(_FLUSH, "p2m.retype_global", "p2m")  # one ept_sync_domain at the end
         return
-    w = mark_root(p2m)
+    w = npt_locks(d, mark_root(p2m))
     p2m.global_logdirty = nt == LD
     yield WorkStep(w + (_FLUSH if w.entries_written else Work()), "p2m.retype_global", "p2m")
 

@@ -28,6 +28,29 @@ from xenvmmu.model.work import ZERO, Work
 _DESTROY = Work(entries_read=ENTRIES, shadows_destroyed=1, pages_freed=1)
 
 
+def hash_unlink_hops(before: int, after: int) -> int:
+    """Hops along the 251-bucket hash chains to unlink shadows until ``before`` shadows become
+    ``after`` (``shadow_hash_delete`` searches a destroyed shadow's chain for its predecessor,
+    xen/arch/x86/mm/shadow/common.c @ RELEASE-4.4.0 l.1957ff). Deleting in an order unrelated
+    to chain position, a chain of ``L`` costs ``(L - 1) / 2`` hops on average, so going from
+    ``n`` shadows to none costs ``n (n - 1) / (4 * 251)`` (xen-fidelity-review.md 3.3)."""
+
+    def total(n: int) -> int:
+        return n * (n - 1) // (4 * SHADOW_HASH_BUCKETS)
+
+    return total(before) - total(after)
+
+
+def destroy_all_work(l1: int, total: int, survivors: int) -> Work:
+    """What destroying every shadow but ``survivors`` of ``total`` costs beyond the per-shadow
+    scan: a reference drop for each present entry of each destroyed L1 shadow (all 512
+    present: ASSUMED worst case, guest page tables full of distinct frames;
+    ``shadow_put_page_from_l1e``, xen/arch/x86/mm/shadow/multi.c @ RELEASE-4.4.0
+    l.1989-2022) and the hash unlinks. Shadow teardown (tree evictions) counts neither: per
+    tree the L1 share and the chain lengths differ, which the closed form does not follow."""
+    return Work(refcount_drops=ENTRIES * l1, hash_hops=hash_unlink_hops(total, survivors))
+
+
 @dataclass(frozen=True)
 class ShadowCounts:
     l4: int
@@ -101,7 +124,7 @@ class ShadowPool:
             entries_read=ENTRIES * in_use,  # unhooking scans the in-use tops
             entries_written=unhook_writes,
             tlb_flushes=1,
-        ) + _DESTROY * destroyed
+        ) + _DESTROY * destroyed + destroy_all_work(self.l1 + self.fl1, self.pages, in_use)
         self.release(destroyed)
         self.l4, self.l3, self.l2, self.l1, self.fl1 = in_use, 0, 0, 0, 0
         self.pinned = 0

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from xenvmmu.model.layout import DEFAULT_MMIO_HOLE, Span, Superpages
-from xenvmmu.versions import Paging
+from xenvmmu.versions import Paging, Vendor
 
-Vendor = Literal["intel", "amd"]
 DirtyPattern: TypeAlias = "Literal['none', 'all', 'per_region'] | tuple[str, float, int]"
 
 

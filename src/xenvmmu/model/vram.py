@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from xenvmmu.model.constants import ENODATA, VRAM_MAX_FRAMES
 from xenvmmu.model.domain import Domain, VramTracking
+from xenvmmu.model.hooks import npt_locks
 from xenvmmu.model.p2m import LD, RW
 from xenvmmu.model.p2m_retype import (
     change_type_range_eager,
@@ -56,9 +57,19 @@ def track_dirty_vram(d: Domain, req: VramRequest) -> Op:
     return _shadow(d, req)
 
 
+def _per_entry(d: Domain, w: Work) -> Work:
+    """Per entry written: NPT's lock round trip; before 4.7, EPT's sync (an IPI round) for
+    each changed present entry (xen/arch/x86/mm/p2m-ept.c @ RELEASE-4.4.0 l.351, 444;
+    deferred by 09fc40ed30 from 4.7.0)."""
+    w = npt_locks(d, w)
+    if d.flavour == "ept" and not d.behaviour.ept_flush_deferred and w.entries_written:
+        w = w + Work(tlb_flushes=w.entries_written)
+    return w
+
+
 def _range_change(d: Domain, s: int, e: int, ot: int, nt: int) -> Work:
     if d.behaviour.hap_retype == "sweep":
-        return change_type_range_eager(d.p2m, s, e, ot, nt)
+        return _per_entry(d, change_type_range_eager(d.p2m, s, e, ot, nt))
     return change_type_range_lazy(d.p2m, s, e, ot, nt)
 
 
@@ -83,6 +94,7 @@ def _hap(d: Domain, req: VramRequest) -> Op:
     else:
         d.pause()
         lw, req.bitmap = log_dirty_range(d.p2m, req.begin, req.nr)
+        lw = _per_entry(d, lw)
         d.unpause()
         w = w + lw
     if d.vram is not None:

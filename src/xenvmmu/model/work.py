@@ -77,6 +77,15 @@ class Work:
     vm_exits
         Guest exits handled on the guest's own vCPU (EPT violation / misconfiguration, NPT
         fault, shadow fault): only the fault paths report these.
+    lock_round_trips
+        A lock taken and released around one entry write (NPT: ``hap_write_p2m_entry`` takes
+        the paging lock and tests the dirty CPU mask for every entry it writes).
+    refcount_drops
+        Atomic reference drops on a frame's ``page_info`` (``shadow_put_page_from_l1e`` for
+        every present entry of a destroyed L1 shadow).
+    hash_hops
+        Pointer hops along a shadow hash chain (``shadow_hash_delete`` searches the chain of a
+        destroyed shadow for its predecessor).
     """
 
     entries_read: int = 0
@@ -93,6 +102,9 @@ class Work:
     shadows_destroyed: int = 0
     tlb_flushes: int = 0
     vm_exits: int = 0
+    lock_round_trips: int = 0
+    refcount_drops: int = 0
+    hash_hops: int = 0
 
     def __add__(self, other: Work) -> Work:
         if not isinstance(other, Work):
@@ -117,6 +129,9 @@ class Work:
             s.shadows_destroyed + o.shadows_destroyed,
             s.tlb_flushes + o.tlb_flushes,
             s.vm_exits + o.vm_exits,
+            s.lock_round_trips + o.lock_round_trips,
+            s.refcount_drops + o.refcount_drops,
+            s.hash_hops + o.hash_hops,
         )
 
     def __mul__(self, k: int) -> Work:
@@ -136,6 +151,9 @@ class Work:
             s.shadows_destroyed * k,
             s.tlb_flushes * k,
             s.vm_exits * k,
+            s.lock_round_trips * k,
+            s.refcount_drops * k,
+            s.hash_hops * k,
         )
 
     __rmul__ = __mul__
@@ -157,6 +175,9 @@ class Work:
             or s.shadows_destroyed
             or s.tlb_flushes
             or s.vm_exits
+            or s.lock_round_trips
+            or s.refcount_drops
+            or s.hash_hops
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -192,6 +213,9 @@ PROXY_WEIGHTS: Mapping[str, float] = {
     "shadows_destroyed": 8.0,
     "tlb_flushes": 100.0,
     "vm_exits": 50.0,
+    "lock_round_trips": 4.0,
+    "refcount_drops": 4.0,
+    "hash_hops": 1.0,
 }
 
 

@@ -51,7 +51,14 @@ from xenvmmu.sim.metrics import Metrics
 from xenvmmu.sim.model_guest import MODEL_AUTO_MAX_BYTES, ModelGuest
 from xenvmmu.sim.params import MS, US, HostParams, S, WatchdogParams
 from xenvmmu.sim.vcpu import VCpu
-from xenvmmu.versions import Paging, PagingBehaviour, Profile, default_pool_kib, profile_for
+from xenvmmu.versions import (
+    Paging,
+    PagingBehaviour,
+    Profile,
+    Vendor,
+    default_pool_kib,
+    profile_for,
+)
 
 ScenarioName = Literal["migration", "attack", "vram", "teardown"]
 SCENARIOS: tuple[ScenarioName, ...] = ("migration", "attack", "vram", "teardown")
@@ -170,6 +177,7 @@ def run_scenario(
     xen_version: str | None = None,
     profile: Profile | None = None,
     paging: Paging = "hap",
+    vendor: Vendor = "intel",
     memory_bytes: int = 16 * GiB,
     vcpus: int = 4,
     pcpus: int = 2,
@@ -187,7 +195,8 @@ def run_scenario(
     """Run one scenario and return its metrics.
 
     The release is ``profile`` or ``profile_for(xen_version)`` (default ``"4.4.0"``, the
-    last release before the fix). The paging pool is ``shadow_memory_mib`` if given, else
+    last release before the fix); ``vendor`` the host CPU's (``"intel"``: EPT, ``"amd"``: NPT
+    paging). The paging pool is ``shadow_memory_mib`` if given, else
     the release's default formula. ``watchdog=True`` turns on Xen's watchdog with its 5 s
     default. ``host_params``, if given, replaces ``pcpus`` and ``watchdog``. ``params`` are
     the scenario's own (:class:`AttackParams`, :class:`MigrationParams`, ...; a mismatch is a
@@ -213,7 +222,7 @@ def run_scenario(
                                       formula=prof.pool_formula) >> 2
     p = params or _default_params(name)
     attacked = name == "attack" or (isinstance(p, TeardownParams) and p.log_dirty)
-    spec = DomainSpec(ram_bytes=memory_bytes, vcpus=vcpus, paging=paging,
+    spec = DomainSpec(ram_bytes=memory_bytes, vcpus=vcpus, paging=paging, vendor=vendor,
                       pool_kib=pool_pages * 4, log_dirty=attacked,
                       dirty="all" if attacked else "none")
     issuer_dom = "dom0" if name in ("migration", "teardown") else "dm"
@@ -247,7 +256,7 @@ def run_scenario(
     issuer.start(_driver(name, ctx, p))
     extra: dict[str, Any] = {
         "xen_version": str(prof.version), "paging": paging, "memory_bytes": memory_bytes,
-        "vcpus": vcpus, "pool_pages": pool_pages,
+        "vcpus": vcpus, "pool_pages": pool_pages, "vendor": vendor,
         "logdirty_preemptible": beh.logdirty_preemptible, "hap_retype": beh.hap_retype,
         "pool_teardown_preemptible": beh.pool_teardown_preemptible,
         "p2m_free_preemptible": beh.p2m_free_preemptible,

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from ..versions import (
     Arch,
     Profile,
+    Vendor,
     VersionError,
     XenVersion,
     profile_for,
@@ -53,6 +54,7 @@ class HostOverrides:
     watchdog: bool | None = None
     watchdog_timeout: int | None = None
     changeset_date: datetime | date | None = None
+    cpu_vendor: Vendor | None = None
 
     def merged(self, other: HostOverrides) -> HostOverrides:
         """These overrides with ``other``'s non-None fields on top."""
@@ -92,6 +94,9 @@ class HostSpec:
     warnings: tuple[str, ...] = ()
     info: XlInfo | None = field(default=None, repr=False)
     overrides: HostOverrides = field(default=HostOverrides(), repr=False)
+    #: "intel" (EPT) or "amd" (NPT); None when neither a flag nor ``xl info`` says
+    cpu_vendor: Vendor | None = None
+    cpu_vendor_reason: str = ""
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -126,11 +131,12 @@ def host_from_flags(
     watchdog: bool | None = None,
     watchdog_timeout: int | None = None,
     changeset_date: datetime | date | None = None,
+    cpu_vendor: Vendor | None = None,
 ) -> HostSpec:
     """A host described by flags only (no ``xl info``)."""
     v = XenVersion.parse(xen_version) if isinstance(xen_version, str) else xen_version
     return _derive(None, HostOverrides(v, arch, cmdline, cpu_hap, watchdog, watchdog_timeout,
-                                       changeset_date))
+                                       changeset_date, cpu_vendor))
 
 
 def merge_host(host: HostSpec, overrides: HostOverrides) -> HostSpec:
@@ -213,7 +219,9 @@ def _derive(info: XlInfo | None, o: HostOverrides) -> HostSpec:
         watchdog_reason = f"{state} (command line {options.watchdog_token!r})"
     else:
         watchdog_reason = "watchdog off (Xen's default: no watchdog option on the command line)"
+    vendor, vendor_reason = _vendor(arch, profile, info, o.cpu_vendor)
     return HostSpec(
+        cpu_vendor=vendor, cpu_vendor_reason=vendor_reason,
         xen_version=version, arch=arch, cpu_hap=cpu_hap, cpu_hap_assumed=assumed,
         hap_enabled=options.hap, hap_available=available, watchdog=watchdog,
         watchdog_timeout=timeout, cmdline=cmdline, options=options, changeset_date=when,
@@ -221,6 +229,35 @@ def _derive(info: XlInfo | None, o: HostOverrides) -> HostSpec:
         source=info.source if info is not None else None, hap_reasons=tuple(reasons),
         watchdog_reason=watchdog_reason, warnings=tuple(warnings), info=info, overrides=o,
     )
+
+
+#: (word, bit) of VMX and SVM in ``xl info``'s hw_caps, per word order (see _branches.py):
+#: before 4.7 boot_cpu_data's legacy order, from 4.7 the featureset order.
+_VENDOR_BITS = {False: ((4, 5), (6, 2)), True: ((1, 5), (3, 2))}
+
+
+def _vendor(arch: Arch, profile: Profile, info: XlInfo | None,
+            flag: Vendor | None) -> tuple[Vendor | None, str]:
+    """The CPU vendor: the flag, else VMX / SVM in ``xl info``'s hw_caps, else unknown."""
+    if arch != "x86":
+        return None, ""
+    if flag is not None:
+        return flag, f"CPU vendor {flag} (flag)"
+    caps = info.get("hw_caps") if info is not None else None
+    if caps is None:
+        return None, "CPU vendor unknown (no `xl info` hw_caps; pass --cpu-vendor)"
+    try:
+        words = [int(w, 16) for w in caps.split(":")]
+    except ValueError:
+        return None, f"CPU vendor unknown: hw_caps {caps!r} is not 8 hex words"
+    (vw, vb), (sw, sb) = _VENDOR_BITS[profile.hw_caps_featureset]
+    vmx = len(words) > vw and words[vw] >> vb & 1
+    svm = len(words) > sw and words[sw] >> sb & 1
+    if vmx and not svm:
+        return "intel", "CPU vendor intel: hw_caps has VMX (EPT paging)"
+    if svm and not vmx:
+        return "amd", "CPU vendor amd: hw_caps has SVM (NPT paging)"
+    return None, "CPU vendor unknown: hw_caps shows neither VMX nor SVM alone; pass --cpu-vendor"
 
 
 def _hap(arch: Arch, profile: Profile, options: CmdlineOptions,
