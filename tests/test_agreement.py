@@ -118,7 +118,8 @@ def _clean_hook_ms(version: str, paging: Literal["hap", "shadow"], gib: int,
     return _ms(hooks.call(1))
 
 
-SIM_SIZES_GIB = [1, 64, 300, 16384]  # model, model, closed form, closed form
+#: model, model, closed form, closed form (the largest takes ~10 s with shadow paging: slow)
+SIM_SIZES_GIB = [1, 64, 300, pytest.param(16384, marks=pytest.mark.slow, id="16384")]
 SIM_RELEASES = ["4.4.0", "4.4.2", "4.5.0", "4.17.0"]
 
 
