@@ -8,7 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ["bench_parse", "bench_model", "bench_audit", "bench_sim", "bench_startup"]
+BENCHMARKS = ["bench_parse", "bench_model", "bench_audit", "bench_sim", "bench_startup",
+              "bench_sweep"]
 
 
 def main() -> int:

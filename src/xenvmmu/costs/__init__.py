@@ -1,5 +1,19 @@
 """The cost model: nanoseconds per unit of work (``profile``) and stall estimates."""
 
-from .profile import CostProfile, CostProfileError, default_profile, load_profile
+from .profile import (
+    BOUND_WORDS,
+    CostProfile,
+    CostProfileError,
+    default_profile,
+    load_profile,
+    resolve_costs,
+)
 
-__all__ = ["CostProfile", "CostProfileError", "default_profile", "load_profile"]
+__all__ = [
+    "BOUND_WORDS",
+    "CostProfile",
+    "CostProfileError",
+    "default_profile",
+    "load_profile",
+    "resolve_costs",
+]

@@ -8,6 +8,10 @@ it); :meth:`CostProfile.low` is the same profile at its low bound. Any unit can 
 with a TOML file (``--costs FILE``): ``unit = N`` or ``{ns = N, source = S}`` (both bounds N),
 or ``{low = L, high = H, source_low = S, source_high = S}``. Changing a cost never changes a
 bitmap.
+
+A cost file is read like every input (a regular file of at most ``MAX_INPUT_BYTES``, never a
+FIFO or device); it must be UTF-8 TOML nested at most ``MAX_TOML_DEPTH`` deep, each cost a
+number of nanoseconds in ``0..MAX_NS_PER_UNIT`` and each source and the name a string.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from ..model.work import FIELDS, Work
 from ..toolstack.inputs import InputFileError, read_input
 
 SCHEMA = "xenvmmu.costs/1"
-#: The dearest unit of work in the default profile costs about a microsecond (a TLB flush);
-#: one that takes a millisecond is not a CPU any more (and would make simulations endless).
+#: The dearest unit of work in the default profile costs at most 10 µs (its high bound); one
+#: that takes a millisecond is not a CPU any more (and would make simulations endless).
 MAX_NS_PER_UNIT = 1e6
 #: A cost file is two tables deep ([units.NAME]); tomllib recurses per level.
 MAX_TOML_DEPTH = 16
@@ -89,8 +93,10 @@ class CostProfile:
             low[unit], high[unit], low_sources[unit], sources[unit] = _unit_entry(
                 unit, entry, origin)
         name = data.get("name", f"{self.name} + {origin}")
+        if not isinstance(name, str):
+            raise CostProfileError(f"{origin}: name must be a string")
         return CostProfile(
-            str(name), MappingProxyType(high), MappingProxyType(sources), origin=origin,
+            name, MappingProxyType(high), MappingProxyType(sources), origin=origin,
             low_ns_per_unit=MappingProxyType(low), low_sources=MappingProxyType(low_sources),
         )
 
@@ -105,6 +111,21 @@ def default_profile() -> CostProfile:
     if missing:
         raise CostProfileError(f"default.toml: no cost for {', '.join(missing)}")
     return profile
+
+
+#: ``--costs`` words: the built-in profile at its high bound (what verdicts use) or low bound.
+BOUND_WORDS = ("default", "high", "low")
+
+
+def resolve_costs(choice: str | Path | None) -> CostProfile:
+    """What a ``--costs`` value means: ``None``, ``default`` or ``high`` - the built-in
+    profile (its high bound); ``low`` - the built-in profile at its low bound; anything
+    else - a TOML cost file (see :func:`load_profile`)."""
+    if choice is None or choice in ("default", "high"):
+        return default_profile()
+    if choice == "low":
+        return default_profile().low()
+    return load_profile(choice)
 
 
 def load_profile(path: str | Path, base: CostProfile | None = None) -> CostProfile:
@@ -168,11 +189,17 @@ def _number(value: object, unit: str, origin: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise CostProfileError(f"{origin}: units.{unit} must be a number, "
                                "{ns = N, source = S} or {low = L, high = H, ...}")
-    v = float(value)
-    if not v >= 0 or v == float("inf") or v > 1e12:
+    if not 0 <= value <= MAX_NS_PER_UNIT:  # NaN fails too; an int of any size compares
         raise CostProfileError(f"{origin}: units.{unit} must be a finite number of ns, "
-                               "0 to 1e12")
-    return v
+                               f"0 to {MAX_NS_PER_UNIT:g}")
+    return float(value)
+
+
+def _text(entry: Mapping[str, object], key: str, default: str, unit: str, origin: str) -> str:
+    value = entry.get(key, default)
+    if not isinstance(value, str):
+        raise CostProfileError(f"{origin}: units.{unit}.{key} must be a string")
+    return value
 
 
 def _unit_entry(unit: str, entry: object, origin: str) -> tuple[float, float, str, str]:
@@ -183,12 +210,13 @@ def _unit_entry(unit: str, entry: object, origin: str) -> tuple[float, float, st
         return v, v, default, default
     if "ns" in entry:
         v = _number(entry["ns"], unit, origin)
-        src = str(entry.get("source", default))
+        src = _text(entry, "source", default, unit, origin)
         return v, v, src, src
     if "low" not in entry or "high" not in entry:
         raise CostProfileError(f"{origin}: units.{unit} needs ns = N, or both low and high")
     lo, hi = _number(entry["low"], unit, origin), _number(entry["high"], unit, origin)
     if lo > hi:
         raise CostProfileError(f"{origin}: units.{unit}: low ({lo:g}) is above high ({hi:g})")
-    src = str(entry.get("source", default))
-    return lo, hi, str(entry.get("source_low", src)), str(entry.get("source_high", src))
+    src = _text(entry, "source", default, unit, origin)
+    return (lo, hi, _text(entry, "source_low", src, unit, origin),
+            _text(entry, "source_high", src, unit, origin))
