@@ -82,15 +82,14 @@ def test_450_lazy_retype_makes_big_hap_guests_safe(shared_dir: Path) -> None:
     # every log-dirty operation (walk, lazy type change) is short now
     assert all(o.worst_case_ms < SETTINGS.budget_ms for o in hvm.ops
                if not o.related and o.op != "vram_track")
+    assert all(f.verdict == "not_affected" for f in findings.values())
     # dirty-VRAM tracking still syncs EPT once per frame before 4.7 (09fc40ed30): 4096
-    # frames at 1-10 us each straddle the budget, so the verdict depends on the hardware
+    # frames at 1-5 us each, under the budget but far above the deferred sync of 4.7+
     vram = next(o for o in hvm.ops if o.op == "vram_track")
-    assert vram.worst_case_ms_low < SETTINGS.budget_ms <= vram.worst_case_ms
-    assert any("depends on the hardware" in r for r in hvm.reasons)
-    assert all(f.verdict == "not_affected" for f in findings.values() if f is not hvm)
+    assert 4 <= vram.worst_case_ms_low <= vram.worst_case_ms < SETTINGS.budget_ms
     later = _host(shared_dir, "xl-info_4.17.0_x86-intel-hap.txt")
-    assert assess(next(g for g in guests if g.type == "hvm"), later, later.profile(),
-                  SETTINGS).verdict == "not_affected"
+    new = assess(next(g for g in guests if g.type == "hvm"), later, later.profile(), SETTINGS)
+    assert next(o for o in new.ops if o.op == "vram_track").worst_case_ms < 1.0
 
 
 def test_shadow_pool_decides_for_shadow_guests(shared_dir: Path) -> None:
