@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench fuzz clean venv
 
 venv: $(STAMP)
 
@@ -23,6 +23,15 @@ demo: $(STAMP)
 	  $(BIN)/xenvmmu audit --host $$host examples/guests; rc=$$?; \
 	  test $$rc -le 3 || exit $$rc; echo; \
 	done
+	@echo "== xenvmmu sweep: the attack over 4 releases x 2 paging modes x 6 sizes -> build/demo-sweep"
+	@rm -rf build/demo-sweep  # fresh figures from this tree's model (a sweep resumes otherwise)
+	@$(BIN)/xenvmmu sweep --xen 4.4.0,4.4.2,4.5.0,4.17.0 --paging hap,shadow \
+	  --memory 1G,4G,16G,64G,256G,1T --duration-ms 10 --out build/demo-sweep; \
+	  rc=$$?; test $$rc -le 1 || exit $$rc
+	@echo "== xenvmmu report -> build/report.html (figures also in build/plots/)"
+	@$(BIN)/xenvmmu report --host examples/hosts/xen-4.4.0-intel.txt --sweep build/demo-sweep \
+	  --output build/report.html --plots-dir build/plots examples/guests; \
+	  rc=$$?; test $$rc -le 3 || exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -33,6 +42,12 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# The hostile-input suite with many examples per input surface (the default run tries a few).
+# FUZZ_EXAMPLES overrides the count: make fuzz FUZZ_EXAMPLES=20000
+fuzz: $(STAMP)
+	XENVMMU_HYPOTHESIS_PROFILE=xenvmmu-fuzz XENVMMU_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),1000) \
+	  $(BIN)/python -m pytest tests/hostile --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

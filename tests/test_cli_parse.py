@@ -58,7 +58,8 @@ def test_unreadable_file_exit_2_and_scan_goes_on(
     assert main(["parse", missing, a, str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert f"xenvmmu parse: cannot read {missing}: No such file or directory" in captured.err
-    assert f"xenvmmu parse: cannot read {tmp_path}: Is a directory" in captured.err
+    assert (f"xenvmmu parse: cannot read {tmp_path}: not a regular file (a directory)"
+            in captured.err)
     assert f"{a}: ok" in captured.out
 
 

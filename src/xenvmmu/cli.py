@@ -1,20 +1,26 @@
 """`xenvmmu` command line: a thin dispatcher over ``xenvmmu.commands``.
 
-Reports go to stdout, progress and diagnostics to stderr. Exit status is the command's.
+Reports go to stdout, progress and diagnostics to stderr. Exit status is the command's;
+a report that cannot be written to stdout (a full disk, an I/O error) is a message on stderr
+and exit status 2, whatever the command found; a closed pipe (``| head``) ends quietly with 0.
 
 A subcommand's module is imported only when that subcommand runs or shows its help, so
 ``xenvmmu --help``, ``--version`` and ``parse`` never load numpy, SimPy, the paging model or
 the cost model. Each module in :data:`COMMANDS` has ``configure(parser)`` (description,
-arguments, ``func=run``) and ``run(args)``.
+arguments, ``func=run``) and ``run(args, out=None, err=None)``; ``main`` passes ``out``, a
+stdout whose write errors it turns into that exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from . import __version__
 
@@ -25,6 +31,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("parse", "xenvmmu.commands.parse", "parse xl.cfg files exactly as xl does"),
     ("simulate", "xenvmmu.commands.simulate",
      "run a scenario on a modelled Xen host and measure the stalls"),
+    ("sweep", "xenvmmu.commands.sweep",
+     "run simulate over a grid of releases, paging modes and sizes (resumable)"),
+    ("report", "xenvmmu.commands.report",
+     "the audit, a sweep and their figures in one self-contained HTML file"),
+    ("calibrate", "xenvmmu.commands.calibrate", "measure this host's costs per unit of work"),
 )
 
 
@@ -66,19 +77,86 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OutputFailed(Exception):
+    """Writing the report to stdout failed (not a closed pipe)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.error = error
+
+
+class _GuardedStdout:
+    """stdout for a command: a failed write or flush (ENOSPC, EIO...) raises
+    :class:`_OutputFailed`, so that it cannot pass for a result; a closed pipe stays
+    ``BrokenPipeError``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _OutputFailed(e) from e
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _OutputFailed(e) from e
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _tolerant(stream: object) -> None:
+    """Never fail on text that cannot be encoded (a lone surrogate in a path)."""
+    if isinstance(stream, io.TextIOWrapper):
+        with contextlib.suppress(ValueError, io.UnsupportedOperation):  # detached
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _discard_stdout() -> None:
+    """After a failed write, send what is still buffered to /dev/null, so that the flush at
+    interpreter exit neither fails again nor prints a traceback."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return  # not a real file (a test's capture)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant(sys.stdout)
+    _tolerant(sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    out = _GuardedStdout(sys.stdout)
     try:
-        status: int = args.func(args)
+        status: int = args.func(args, out=cast(TextIO, out))
+        out.flush()
     except KeyboardInterrupt:
         print("xenvmmu: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _discard_stdout()
         return 0
+    except _OutputFailed as e:
+        _discard_stdout()
+        print(f"xenvmmu {args.command}: cannot write the report to standard output: {e}",
+              file=sys.stderr)
+        return 2
     return status
 
 

@@ -298,10 +298,16 @@ def test_write_atomic_creates_and_replaces(tmp_path: Path) -> None:
     target = tmp_path / "xenvmmu.prom"
     write_atomic(target, "first\n")
     assert target.read_bytes() == b"first\n"
-    os.chmod(target, 0o644)
-    write_atomic(str(target), "second ü\n")
+    os.chmod(target, 0o666)
+    old = os.umask(0o022)
+    try:
+        write_atomic(str(target), "second ü\n")
+    finally:
+        os.umask(old)
     assert target.read_bytes() == "second ü\n".encode()
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # mode of the replaced file kept
+    # the mode comes from the umask, never from the replaced file (a 0666 file or device
+    # node must not make the report world-writable)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["xenvmmu.prom"]
 
 
@@ -314,13 +320,25 @@ def test_write_atomic_new_file_follows_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o644
 
 
-def test_write_atomic_failure_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
+def test_write_atomic_failure_leaves_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "report.txt"
     target.write_text("old\n")
-    with pytest.raises(UnicodeEncodeError):
-        write_atomic(target, "bad \udcff\n")
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(target, "new\n")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
+
+
+def test_write_atomic_never_fails_on_a_lone_surrogate(tmp_path: Path) -> None:
+    write_atomic(tmp_path / "r.txt", "bad \udcff\n")
+    assert (tmp_path / "r.txt").read_bytes() == b"bad \\udcff\n"
 
 
 def test_write_atomic_cleans_up_when_replace_fails(

@@ -80,7 +80,7 @@ def test_bad_inputs_become_input_errors_not_exceptions(tmp_path: Path) -> None:
     assert why["missing.cfg"].startswith("cannot read")
     assert why["dangling.cfg"].startswith("cannot read")
     assert why["truncated.json"].startswith("invalid JSON")
-    assert why["fifo"] == "not a regular file or directory"
+    assert why["fifo"] == "not a regular file or directory (a FIFO)"
     assert report.inputs_read == 2  # the JSON file was read, then rejected
     assert [f.name for f in report.findings] == ["web-01"]
 

@@ -3,31 +3,82 @@
 Files named on the command line are always read (xl.cfg, or ``xl list -l`` JSON recognised
 by content). Directories are walked recursively, following symbolic links once each (a loop is
 reported, not followed); in them ``*.cfg`` files are xl.cfg and any other file counts only if
-its content is JSON. Unreadable files, loops and oversized files become ``InputError``s and the
-scan goes on. Nothing read is ever executed.
+its content is JSON (only its first bytes are read to tell), except xenvmmu's own JSON, SARIF
+and OpenVEX reports left there by earlier runs. Hidden entries are skipped.
+
+Only regular files are read: a FIFO, device or socket is reported, never opened, and a file
+swapped for one between the directory listing and the ``open`` is caught on the opened
+descriptor (``xenvmmu.toolstack.inputs``). Every file is read with the one size limit of all
+inputs (``MAX_INPUT_BYTES``). The same file reached twice (a symbolic link such as
+``/etc/xen/auto/vm.cfg``, a hard link, a path given twice) is read once: files are identified
+by device and inode. Files in ``exclude`` (the report being written) are skipped. Unreadable
+files, loops and oversized files become ``InputError``s and the scan goes on. Nothing read is
+ever executed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
+from ..toolstack.inputs import (
+    MAX_INPUT_BYTES,
+    InputRejected,
+    file_kind,
+    read_stream,
+)
+from ..xlcfg import open_regular
 from .findings import InputError
 
-MAX_FILE_BYTES = 64 * 1024 * 1024  # an input larger than this is refused, not read
+MAX_FILE_BYTES = MAX_INPUT_BYTES  # the scanner's limit is every reader's limit
 CONFIG_SUFFIXES = (".cfg",)
+_HEAD_BYTES = 4096  # enough to tell whether a file in a scanned directory holds JSON
+
+FileId = tuple[int, int]  # (st_dev, st_ino)
 
 
 @dataclass(frozen=True)
 class Input:
-    """One input file and what it holds."""
+    """One input file and what it holds.
+
+    ``root`` is the directory the file was found under (the directory argument, or the
+    directory of a file argument): a file whose real path is outside it was reached through
+    a symbolic link leaving the scanned tree (:meth:`leaves_tree`).
+    """
 
     path: str
     kind: Literal["xlcfg", "json"]
     data: bytes
+    root: str = field(default="", compare=False)
+
+    def real_path(self) -> str:
+        return os.path.realpath(self.path)
+
+    def leaves_tree(self) -> bool:
+        """True when the file's real path is outside the scanned tree (a symbolic link
+        such as ``vm.cfg -> /etc/shadow``)."""
+        if not self.root:
+            return False
+        top = os.path.realpath(self.root)
+        real = self.real_path()
+        return not (real == top or real.startswith(top.rstrip(os.sep) + os.sep))
+
+
+# What xenvmmu's own JSON reports start with (audit JSON, SARIF, OpenVEX): a report left in a
+# scanned directory by an earlier run is not an input.
+_OWN_REPORT = re.compile(
+    rb'\s*\{\s*"(?:schema"\s*:\s*"xenvmmu\.|\$schema"\s*:\s*"https://docs\.oasis-open\.org/sarif'
+    rb'|@context"\s*:\s*"https://openvex\.dev)'
+)
+
+
+def is_own_report(head: bytes) -> bool:
+    """True for the start of a JSON report xenvmmu wrote (``--format json/sarif/openvex``)."""
+    return _OWN_REPORT.match(head) is not None
 
 
 def looks_like_json(data: bytes) -> bool:
@@ -36,96 +87,129 @@ def looks_like_json(data: bytes) -> bool:
     return head in (b"[", b"{")
 
 
-def scan(paths: Sequence[str]) -> tuple[list[Input], list[InputError]]:
-    """Inputs and errors, in a stable order (arguments in order, directory entries sorted)."""
+def file_ids(paths: Iterable[str | os.PathLike[str]]) -> frozenset[FileId]:
+    """(device, inode) of those of ``paths`` that exist (symbolic links followed)."""
+    ids: set[FileId] = set()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            continue
+        ids.add((st.st_dev, st.st_ino))
+    return frozenset(ids)
+
+
+def scan(
+    paths: Sequence[str], exclude: frozenset[FileId] = frozenset()
+) -> tuple[list[Input], list[InputError]]:
+    """Inputs and errors, in a stable order (arguments in order, directory entries sorted).
+
+    Each file is read once however many ways it is reached; files whose (device, inode) is
+    in ``exclude`` are skipped silently.
+    """
+    scanner = _Scanner(set(exclude))
     inputs: list[Input] = []
-    errors: list[InputError] = []
     for path in paths:
-        for item in _expand(path, errors):
-            inputs.append(item)
-    return inputs, errors
+        inputs.extend(scanner.expand(path))
+    return inputs, scanner.errors
 
 
-def _expand(path: str, errors: list[InputError]) -> Iterator[Input]:
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        errors.append(InputError(path, None, _why(e)))
-        return
-    if stat.S_ISDIR(st.st_mode):
-        yield from _walk(path, errors)
-    elif stat.S_ISREG(st.st_mode):
-        item = _read(path, st.st_size, errors, explicit=True)
-        if item is not None:
-            yield item
-    else:
-        errors.append(InputError(path, None, "not a regular file or directory"))
+class _Scanner:
+    def __init__(self, seen: set[FileId]) -> None:
+        self.seen = seen  # files already read (or excluded)
+        self.errors: list[InputError] = []
 
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(InputError(path, None, message))
 
-def _walk(top: str, errors: list[InputError]) -> Iterator[Input]:
-    seen: set[tuple[int, int]] = set()
-    stack = [top]
-    while stack:
-        d = stack.pop()
+    def expand(self, path: str) -> Iterator[Input]:
         try:
-            st = os.stat(d)
-        except OSError as e:
-            errors.append(InputError(d, None, _why(e)))
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            errors.append(InputError(d, None, "symbolic link loop: directory already scanned"))
-            continue
-        seen.add(key)
-        try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            errors.append(InputError(d, None, _why(e)))
-            continue
-        subdirs: list[str] = []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue  # hidden files and directories (editor swap files, .git)
-            full = os.path.join(d, entry.name)
+            st = os.stat(path)
+        except (OSError, ValueError) as e:
+            self.error(path, _why(e))
+            return
+        if stat.S_ISDIR(st.st_mode):
+            yield from self.walk(path)
+        elif stat.S_ISREG(st.st_mode):
+            root = os.path.dirname(os.path.abspath(path))
+            item = self.read(path, root, explicit=True)
+            if item is not None:
+                yield item
+        else:
+            self.error(path, f"not a regular file or directory ({file_kind(st.st_mode)})")
+
+    def walk(self, top: str) -> Iterator[Input]:
+        dirs_seen: set[FileId] = set()
+        stack = [top]
+        while stack:
+            d = stack.pop()
             try:
-                est = os.stat(full)
+                st = os.stat(d)
             except OSError as e:
-                errors.append(InputError(full, None, _why(e)))
+                self.error(d, _why(e))
                 continue
-            if stat.S_ISDIR(est.st_mode):
-                subdirs.append(full)
-            elif stat.S_ISREG(est.st_mode):
-                item = _read(full, est.st_size, errors, explicit=False)
-                if item is not None:
-                    yield item
-        stack.extend(reversed(subdirs))  # depth first, in name order
+            key = (st.st_dev, st.st_ino)
+            if key in dirs_seen:
+                self.error(d, "symbolic link loop: directory already scanned")
+                continue
+            dirs_seen.add(key)
+            try:
+                with os.scandir(d) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as e:
+                self.error(d, _why(e))
+                continue
+            subdirs: list[str] = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue  # hidden files and directories (editor swap files, .git)
+                full = os.path.join(d, entry.name)
+                try:
+                    est = os.stat(full)
+                except OSError as e:
+                    self.error(full, _why(e))
+                    continue
+                if stat.S_ISDIR(est.st_mode):
+                    subdirs.append(full)
+                elif stat.S_ISREG(est.st_mode):
+                    if (est.st_dev, est.st_ino) in self.seen:
+                        continue  # read already (a link to it), or the report being written
+                    item = self.read(full, top, explicit=False)
+                    if item is not None:
+                        yield item
+                elif full.endswith(CONFIG_SUFFIXES):
+                    self.error(full, f"not a regular file ({file_kind(est.st_mode)})")
+            stack.extend(reversed(subdirs))  # depth first, in name order
 
-
-def _read(path: str, size: int, errors: list[InputError], *, explicit: bool) -> Input | None:
-    is_cfg = path.endswith(CONFIG_SUFFIXES)
-    if not explicit and not is_cfg and not path.endswith(".json") and size > 4 * 1024 * 1024:
-        return None  # a large unrelated file in a scanned directory
-    if size > MAX_FILE_BYTES:
-        errors.append(
-            InputError(path, None, f"file too large ({size} bytes; limit {MAX_FILE_BYTES})")
-        )
+    def read(self, path: str, root: str, *, explicit: bool) -> Input | None:
+        is_cfg = path.endswith(CONFIG_SUFFIXES)
+        try:
+            with open_regular(path, MAX_INPUT_BYTES) as f:
+                st = os.fstat(f.fileno())
+                key = (st.st_dev, st.st_ino)
+                if key in self.seen:
+                    return None  # the same file reached another way, or the output file
+                head = b""
+                if not explicit and not is_cfg:
+                    head = f.read(_HEAD_BYTES)
+                    if not looks_like_json(head) or is_own_report(head):
+                        return None  # an unrelated file, or a report of an earlier run
+                data = read_stream(f, path, MAX_INPUT_BYTES, head=head)
+        except InputRejected as e:
+            self.error(path, e.strerror or "cannot read")
+            return None
+        except OSError as e:
+            self.error(path, _why(e))
+            return None
+        self.seen.add(key)
+        if not is_cfg and looks_like_json(data):
+            return Input(path, "json", data, root)
+        if is_cfg or explicit:
+            return Input(path, "xlcfg", data, root)
         return None
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        errors.append(InputError(path, None, _why(e)))
-        return None
-    if len(data) > MAX_FILE_BYTES:
-        errors.append(InputError(path, None, f"file too large (limit {MAX_FILE_BYTES} bytes)"))
-        return None
-    if not is_cfg and looks_like_json(data):
-        return Input(path, "json", data)
-    if is_cfg or explicit:
-        return Input(path, "xlcfg", data)
-    return None
 
 
-def _why(e: OSError) -> str:
-    return f"cannot read: {e.strerror or e}"
+def _why(e: OSError | ValueError) -> str:
+    if isinstance(e, OSError):
+        return f"cannot read: {e.strerror or e}"
+    return f"cannot read: invalid path ({e})"

@@ -5,25 +5,31 @@ the host with `xl info` output and/or flags, and reports per guest whether a non
 virtual-MMU operation can hold a CPU longer than the latency budget, for how long, why, and
 the cheapest mitigation.
 
-Exit status: 0 no guest affected; 1 some guest affected; 2 usage error or nothing readable;
-3 no guest affected but some input or guest could not be assessed (unreadable file, xm-era
-Python config, release that cannot be classified).
+Exit status: 0 no guest affected; 1 some guest affected; 2 usage error, nothing readable or
+the report could not be written; 3 no guest affected but some input or guest could not be
+assessed (unreadable file, xm-era Python config, release that cannot be classified).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import TextIO
 
 from ..audit.api import audit_settings, run_audit
-from ..audit.format import DEFAULT_FORMAT, FORMATS, get_formatter, write_atomic
+from ..audit.format import DEFAULT_FORMAT, FORMATS, get_formatter, output_target, write_atomic
 from ..audit.settings import DEFAULT_BUDGET_MS, AuditSettings
 from ..costs import CostProfileError
 from ..toolstack import HostOverrides, HostSpec, InputFileError, host_from_flags, load_host
 from ..versions import KNOWN_PATCHES, Profile, VersionError, XenVersion
 
 EXIT_NONE, EXIT_AFFECTED, EXIT_USAGE, EXIT_UNASSESSED = 0, 1, 2, 3
+#: Xen keeps watchdog_timeout in an unsigned int (xen/arch/x86/nmi.c, opt_watchdog_timeout).
+MAX_WATCHDOG_TIMEOUT_S = 2**32 - 1
+#: HVM guests, and so XSA-97's operations, exist from Xen 3.0; the release table starts at
+#: 4.0 and treats older 3.x releases like 4.0. A major version below 3 is no Xen release.
+FIRST_XEN_MAJOR = 3
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -46,14 +52,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     h.add_argument("--watchdog", dest="watchdog", action="store_true", default=None,
                    help="Xen's NMI watchdog is on")
     h.add_argument("--no-watchdog", dest="watchdog", action="store_false")
-    h.add_argument("--watchdog-timeout", type=int, metavar="S", help="watchdog timeout (s)")
+    h.add_argument("--watchdog-timeout", type=int, metavar="S",
+                   help=f"watchdog timeout (s), 1..{MAX_WATCHDOG_TIMEOUT_S}")
     h.add_argument("--patched", action="append", default=[], choices=sorted(KNOWN_PATCHES),
                    help="the hypervisor carries this patch on an unfixed version (repeatable)")
     o = p.add_argument_group("report")
     names = [DEFAULT_FORMAT, *sorted(n for n in FORMATS if n != DEFAULT_FORMAT)]
     o.add_argument("--format", default=DEFAULT_FORMAT, choices=names,
                    help="output format (default: %(default)s)")
-    o.add_argument("--output", metavar="FILE", help="write the report here (atomically)")
+    o.add_argument("--output", metavar="FILE",
+                   help="write the report to this regular file (replaced atomically; a "
+                   "symbolic link is followed to its target; never read back by the scan)")
     o.add_argument("--budget-ms", type=float, default=DEFAULT_BUDGET_MS, metavar="N",
                    help="latency budget in ms (default: %(default)g = one credit-scheduler "
                    "timeslice); a guest whose worst-case stall reaches it is affected")
@@ -70,7 +79,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except (InputFileError, CostProfileError, VersionError, ValueError) as e:
         print(f"xenvmmu audit: {e}", file=err)
         return EXIT_USAGE
-    report = run_audit(args.paths, host, settings, profile=profile)
+    if args.output:
+        try:
+            output_target(args.output)  # refuse a device or FIFO before the work, not after
+        except OSError as e:
+            print(f"xenvmmu audit: cannot write {args.output}: {e.strerror or e}", file=err)
+            return EXIT_USAGE
+    exclude = [args.output] if args.output else []
+    report = run_audit(args.paths, host, settings, profile=profile, exclude=exclude)
     findings, errors = report.findings, report.errors
     if not findings and not report.inputs_read:
         print("xenvmmu audit: nothing readable among the inputs", file=err)
@@ -100,8 +116,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
 
 def _setup(args: argparse.Namespace) -> tuple[AuditSettings, HostSpec, Profile]:
-    if args.budget_ms <= 0:
-        raise ValueError("--budget-ms must be positive")
+    if not (math.isfinite(args.budget_ms) and args.budget_ms > 0):
+        raise ValueError(f"--budget-ms must be a finite number above 0, not {args.budget_ms}")
+    timeout = args.watchdog_timeout
+    if timeout is not None and not 1 <= timeout <= MAX_WATCHDOG_TIMEOUT_S:
+        raise ValueError(f"--watchdog-timeout must be 1..{MAX_WATCHDOG_TIMEOUT_S} seconds, "
+                         f"not {timeout} (use --no-watchdog for no watchdog)")
     settings = audit_settings(budget_ms=args.budget_ms, costs=args.costs or None)
     overrides = HostOverrides(
         xen_version=XenVersion.parse(args.xen_version) if args.xen_version else None,
@@ -117,4 +137,8 @@ def _setup(args: argparse.Namespace) -> tuple[AuditSettings, HostSpec, Profile]:
         )
     else:
         raise ValueError("describe the host: give --host XL_INFO_FILE or --xen-version V")
+    if host.xen_version.major < FIRST_XEN_MAJOR:
+        where = "--xen-version" if args.xen_version else f"{args.host}: xen_major"
+        raise ValueError(f"{where}: Xen {host.xen_version} is not a Xen release (HVM guests "
+                         f"exist from Xen {FIRST_XEN_MAJOR}.0)")
     return settings, host, host.profile(patched=frozenset(args.patched))

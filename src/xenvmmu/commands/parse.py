@@ -3,7 +3,8 @@
 Human output by default: the settings in file order, xl's typed reading of the well-known
 keys, and every error as ``FILE:LINE: message`` in xl's own words. ``--json`` prints one JSON
 object per file (JSON Lines, argument order): the conformance-suite object plus ``"file"``.
-Exit status: 0 every file parsed, 1 some file has errors, 2 usage error or unreadable file.
+Exit status: 0 every file parsed, 1 some file has errors, 2 usage error, unreadable file
+(missing, not a regular file, larger than the input limit) or output that cannot be written.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterator
 from typing import TextIO
 
 from .. import xlcfg
-from ..xlcfg import ESCAPES, ParseResult, Value
+from ..xlcfg import ESCAPES, MAX_INPUT_BYTES, ParseResult, Value
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+#: Errors shown per file: a few MiB of garbage hold millions (libxlu prints them all).
+MAX_ERRORS = 1000
 _NUMBER = re.compile(r"[0-9][0-9a-fx]*")
 
 # Character -> its xl.cfg escape, the inverse of libxlu's dequote table.
@@ -33,7 +37,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         + " (the first Xen release whose parser behaves that way; "
         "4.3 covers 4.3-4.5, 4.7 covers 4.7-4.12, 4.13 covers 4.13 and later)."
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="xl.cfg file ('-' reads stdin)")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help=f"xl.cfg file ('-' reads stdin); regular files of at most "
+                   f"{MAX_INPUT_BYTES} bytes")
     p.add_argument(
         "--dialect",
         default=xlcfg.DEFAULT_DIALECT,
@@ -55,32 +61,39 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             print(f"xenvmmu parse: cannot read {name}: {e.strerror or e}", file=err)
             status = EXIT_USAGE
             continue
-        result = xlcfg.parse(data, args.dialect)
+        result = xlcfg.parse(data, args.dialect, max_errors=MAX_ERRORS)
         if not result.ok and status == EXIT_OK:
             status = EXIT_ERRORS
         if args.json:
             obj = {"file": name, **xlcfg.to_json(result)}
-            out.write(json.dumps(obj, ensure_ascii=True) + "\n")
+            if result.truncated:
+                obj["truncated"] = True
+            out.write(dumps_json(obj) + "\n")
         else:
             _human(name, result, out)
     return status
 
 
 def _read(name: str) -> bytes:
+    """The file's bytes (stdin for ``-``), at most ``MAX_INPUT_BYTES``; only regular files
+    are opened (a FIFO or device is refused, without blocking)."""
     if name == "-":
-        return sys.stdin.buffer.read()
-    with open(name, "rb") as f:
-        return f.read()
+        return xlcfg.read_stream(sys.stdin.buffer, "-")
+    return xlcfg.read_bytes(name)
 
 
 def _human(name: str, result: ParseResult, out: TextIO) -> None:
     if not result.ok:
-        out.write(f"{name}: rejected by xl (xl.cfg dialect {result.dialect})\n")
+        out.write(f"{_printable(name)}: rejected by xl (xl.cfg dialect {result.dialect})\n")
         for line in result.messages(name):
             out.write(_printable(line) + "\n")
+        if result.truncated:
+            out.write(f"{_printable(name)}: xenvmmu stopped after the first {MAX_ERRORS} "
+                      "errors (xl would print more)\n")
         return
     n = len(result.settings)
-    out.write(f"{name}: ok (xl.cfg dialect {result.dialect}, {n} setting{'s' * (n != 1)})\n")
+    settings = f"{n} setting{'s' * (n != 1)}"
+    out.write(f"{_printable(name)}: ok (xl.cfg dialect {result.dialect}, {settings})\n")
     for s in result.settings:
         out.write(f"  {s.line:5d}  {s.key} {s.op} {render_value(s.value)}\n")
     shown: list[str] = []
@@ -100,13 +113,79 @@ def render_value(value: Value) -> str:
     """A value in xl.cfg syntax: number-like atoms bare, other strings double-quoted.
 
     libxlu keeps ``1024`` and ``"1024"`` as the same string, so either spelling shows bare.
-    Control characters and undecodable bytes are shown escaped (``\\x..``).
+    Control characters and undecodable bytes are shown escaped (``\\x..``). Lists nested
+    thousands deep (libxlu accepts ~5000 levels) are rendered without recursion.
     """
     if isinstance(value, str):
-        if _NUMBER.fullmatch(value):
-            return value
-        return '"' + "".join(_ESCAPES.get(c) or _visible(c) for c in value) + '"'
-    return "[" + ", ".join(render_value(v) for v in value) + "]"
+        return _atom(value)
+    parts: list[str] = []
+    stack: list[Iterator[Value]] = [iter(value)]
+    parts.append("[")
+    first = True
+    while stack:
+        for item in stack[-1]:
+            if not first:
+                parts.append(", ")
+            if isinstance(item, str):
+                parts.append(_atom(item))
+                first = False
+            else:
+                parts.append("[")
+                stack.append(iter(item))
+                first = True
+                break
+        else:
+            stack.pop()
+            parts.append("]")
+            first = False
+    return "".join(parts)
+
+
+def _atom(value: str) -> str:
+    if _NUMBER.fullmatch(value):
+        return value
+    return '"' + "".join(_ESCAPES.get(c) or _visible(c) for c in value) + '"'
+
+
+def dumps_json(document: object) -> str:
+    """``json.dumps(document, ensure_ascii=True)`` without recursion, for the values of a
+    parse (strings, lists nested thousands deep, dicts, numbers, booleans, None)."""
+    out: list[str] = []
+    # Each frame: an iterator over (key or None, value) and the closing bracket.
+    stack: list[tuple[Iterator[tuple[str | None, object]], str]] = []
+    first = True
+
+    def opening(value: object) -> bool:
+        """Write a scalar, or open a container (pushing a frame); True if opened."""
+        nonlocal first
+        if isinstance(value, dict):
+            out.append("{")
+            stack.append((iter(value.items()), "}"))
+        elif isinstance(value, list | tuple):
+            out.append("[")
+            stack.append((((None, v) for v in value), "]"))
+        else:
+            out.append(json.dumps(value, ensure_ascii=True))
+            return False
+        first = True
+        return True
+
+    opening(document)
+    while stack:
+        items, close = stack[-1]
+        for key, value in items:
+            if not first:
+                out.append(", ")
+            first = False
+            if key is not None:
+                out.append(json.dumps(key, ensure_ascii=True) + ": ")
+            if opening(value):
+                break
+        else:
+            stack.pop()
+            out.append(close)
+            first = False
+    return "".join(out)
 
 
 def _printable(text: str) -> str:

@@ -17,6 +17,7 @@ import argparse
 import re
 import sys
 import time
+from fractions import Fraction
 from typing import TextIO
 
 from ..costs import CostProfileError, default_profile, load_profile
@@ -24,18 +25,32 @@ from ..sim.metrics import Metrics
 from ..sim.scenarios import SCENARIOS, run_scenario
 from ..versions import VersionError, XenVersion, profile_for
 
-_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*")
+_SIZE = re.compile(r"(?i)\s*(\d{1,20}(?:\.\d{1,20})?)\s*([kmgtp]?)i?b?\s*")
 _UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+#: x86 HVM guests: 16 TiB is the largest guest RAM Xen supports (its x86 memory limit).
+MAX_MEMORY_BYTES = 16 << 40
+#: HVM_MAX_VCPUS (xen/include/public/hvm/hvm_info_table.h): 128 vCPUs per HVM guest.
+MAX_VCPUS = 128
+#: Xen's default NR_CPUS on x86 (xen/arch/Kconfig); each modelled pCPU has its own timer
+#: tick, so the run time grows with it (about 25 s for a 16 TiB attack on 256 pCPUs).
+MAX_PCPUS = 256
+MAX_SEED = 2**64 - 1
 
 
 def parse_size(text: str) -> int:
-    """Bytes from ``256G``, ``1T``, ``512MiB`` or a plain number of MiB (as xl.cfg)."""
+    """Bytes from ``256G``, ``1T``, ``512MiB`` or a plain number of MiB (as xl.cfg), from
+    1 MiB to 16 TiB (``MAX_MEMORY_BYTES``)."""
     m = _SIZE.fullmatch(text)
     if m is None:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 64G, 1T or 4096)")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    value = int(Fraction(m.group(1)) * _UNITS[m.group(2).lower()])
     if value < 1 << 20:
         raise argparse.ArgumentTypeError(f"size too small: {text!r} (at least 1 MiB)")
+    if value > MAX_MEMORY_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"size too large: {text!r} (at most 16T: the largest x86 HVM guest Xen supports)"
+        )
     return value
 
 
@@ -49,11 +64,15 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="Xen release whose behaviour is modelled (default: %(default)s)")
     p.add_argument("--paging", choices=["hap", "shadow"], default="hap")
     p.add_argument("--memory", type=parse_size, default=parse_size("256G"), metavar="SIZE",
-                   help="guest memory, e.g. 64G, 1T (plain numbers are MiB; default 256G)")
-    p.add_argument("--vcpus", type=int, default=4, metavar="N", help="guest vCPUs")
-    p.add_argument("--pcpus", type=int, default=2, metavar="N", help="host pCPUs")
+                   help="guest memory, e.g. 64G, 1T (plain numbers are MiB; default 256G; "
+                   "1M..16T)")
+    p.add_argument("--vcpus", type=int, default=4, metavar="N",
+                   help=f"guest vCPUs (1..{MAX_VCPUS})")
+    p.add_argument("--pcpus", type=int, default=2, metavar="N",
+                   help=f"host pCPUs (1..{MAX_PCPUS})")
     p.add_argument("--shadow-memory", type=int, metavar="MIB",
-                   help="paging pool in MiB (default: the release's formula)")
+                   help=f"paging pool in MiB (default: the release's formula; "
+                   f"1..{MAX_MEMORY_BYTES >> 20})")
     p.add_argument("--watchdog", action="store_true",
                    help="turn on Xen's NMI watchdog (5 s: a longer stall panics the host)")
     p.add_argument("--costs", metavar="FILE", help="TOML cost profile overriding the defaults")
@@ -69,8 +88,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         profile = profile_for(XenVersion.parse(args.xen))
         costs = load_profile(args.costs) if args.costs else default_profile()
-        if args.vcpus < 1 or args.pcpus < 1:
-            raise ValueError("--vcpus and --pcpus must be at least 1")
+        _check_ranges(args)
     except (VersionError, CostProfileError, ValueError) as e:
         print(f"xenvmmu simulate: {e}", file=err)
         return 2
@@ -91,6 +109,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     else:
         out.write(summary(metrics, args, str(profile.version)))
     return 0
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Every numeric flag in its documented range (``ValueError`` names the flag)."""
+    for flag, value, low, high in (
+        ("--vcpus", args.vcpus, 1, MAX_VCPUS),
+        ("--pcpus", args.pcpus, 1, MAX_PCPUS),
+        ("--shadow-memory", args.shadow_memory, 1, MAX_MEMORY_BYTES >> 20),
+        ("--seed", args.seed, 0, MAX_SEED),
+        ("--memory", args.memory, 1 << 20, MAX_MEMORY_BYTES),
+    ):
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"{flag} must be in {low}..{high}, not {value}")
 
 
 def summary(m: Metrics, args: argparse.Namespace, version: str) -> str:

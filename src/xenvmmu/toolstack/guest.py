@@ -28,7 +28,12 @@ from .inputs import read_input
 
 GuestStatus = Literal["ok", "not_evaluated", "invalid"]
 KIB_MAX = 2**63 - 1  # libxl MemKB is uint64; xl computes `l * 1024` in a C long
+INT_MAX = 2**31 - 1  # xl keeps vcpus/maxvcpus in a C int (b_info->max_vcpus)
 DEFAULT_MEMORY_MIB = 32  # libxl__domain_build_info_setdefault: max_memkb 32 MiB
+#: Errors kept from a file xl rejects (the first decides; garbage has one per line).
+MAX_PARSE_ERRORS = 20
+#: The end of a guest warning that repeats one of xl's own (a number it cannot read...).
+XL_IGNORES = "(xl ignores it)"
 
 
 @dataclass(frozen=True)
@@ -118,10 +123,11 @@ def guest_from_xlcfg(data: bytes | str, profile: Profile, *, source: str = "<xl.
                      arch: Arch = "x86") -> GuestSpec:
     """What xl of ``profile``'s release makes of an xl.cfg file. Never raises for content."""
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
-    cfg = xlcfg.parse(raw, profile.dialect)
+    cfg = xlcfg.parse(raw, profile.dialect, max_errors=MAX_PARSE_ERRORS)
     if not cfg.ok:
         messages = cfg.messages(source)
-        line = cfg.errors[0].line if cfg.errors else None
+        # libxlu reports an error at a newline one line early: line 0 for the first line.
+        line = cfg.errors[0].line if cfg.errors and cfg.errors[0].line >= 1 else None
         first = messages[0] if messages else f"{source}: unreadable"
         if looks_like_python(raw):
             return GuestSpec(source, status="not_evaluated", dialect=profile.dialect,
@@ -169,10 +175,11 @@ class _Reader:
                              message=f"warning: parameter `{key}' could not be parsed as a "
                                      "number: Numerical result out of range")
         if r.status == "error":
-            self.warnings.append(f"{self.source}:{r.line}: {r.message} (xl ignores it)")
+            self.warnings.append(f"{self.source}:{r.line}: {r.message} {XL_IGNORES}")
         return r
 
-    def _number(self, key: str, *, kib: bool = False) -> tuple[int | None, int | None]:
+    def _number(self, key: str, *, kib: bool = False, c_int: bool = False,
+                least: int = 0) -> tuple[int | None, int | None]:
         r = self._get(xlcfg.get_long, key)
         if r.status != "ok":
             return None, None
@@ -180,8 +187,18 @@ class _Reader:
         if r.value < 0:
             self.invalid.append((f"{key}={r.value} is negative", r.line))
             return None, r.line
+        if r.value < least:
+            self.invalid.append((f"{key}={r.value}: a guest needs at least {least}", r.line))
+            return None, r.line
         if kib and r.value * 1024 > KIB_MAX:
             self.invalid.append((f"{key}={r.value} MiB overflows xl's KiB arithmetic", r.line))
+            return None, r.line
+        if c_int and r.value > INT_MAX:
+            # xl stores it in a C int: the value is silently cut to 32 bits, which no
+            # domain can be built with; refused rather than guessed.
+            cut = (r.value + 2**31) % 2**32 - 2**31
+            self.invalid.append((f"{key}={r.value} does not fit xl's C int (xl would cut "
+                                 f"it to {cut})", r.line))
             return None, r.line
         return r.value, r.line
 
@@ -253,10 +270,10 @@ class _Reader:
         if pvh.status == "ok" and not p.pvh_v1:
             self.warnings.append(f"{self.source}:{pvh.line}: pvh= is ignored by xl "
                                  f"{p.version} (PVHv1 existed in Xen 4.4-4.8)")
-        memory, memory_line = self._number("memory", kib=True)
-        maxmem, maxmem_line = self._number("maxmem", kib=True)
-        vcpus, vcpus_line = self._number("vcpus")
-        maxvcpus, maxvcpus_line = self._number("maxvcpus")
+        memory, memory_line = self._number("memory", kib=True, least=1)
+        maxmem, maxmem_line = self._number("maxmem", kib=True, least=1)
+        vcpus, vcpus_line = self._number("vcpus", c_int=True, least=1)
+        maxvcpus, maxvcpus_line = self._number("maxvcpus", c_int=True, least=1)
         shadow, shadow_line = self._number("shadow_memory", kib=True)
         on_reboot = self._get(xlcfg.get_string, "on_reboot")
 

@@ -2,15 +2,28 @@
 
 Every loader (``xl info``, xl.cfg, ``xl list -l``) reads its file with ``read_input`` and,
 for text formats, checks it with ``decode_text``; both raise ``InputFileError``, whose
-message names the file (and line) for a report. Nothing is executed; a file larger than
-``MAX_INPUT_BYTES`` is not xl output and is refused before it is read in full.
+message names the file (and line) for a report. Nothing is executed. Only regular files are
+read (a FIFO, device, socket or directory is refused without blocking, even one swapped in
+after the path was checked), and a file larger than ``MAX_INPUT_BYTES`` — the one limit of
+every reader and of the ``audit`` scanner — is refused before it is read in full
+(``xenvmmu.xlcfg.read_bytes``).
 """
 
 from __future__ import annotations
 
 import os
 
-MAX_INPUT_BYTES = 4 << 20  # far above any real `xl info` / `xl list -l` output
+from ..xlcfg import MAX_INPUT_BYTES, InputRejected, file_kind, read_bytes, read_stream
+
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "InputFileError",
+    "InputRejected",
+    "decode_text",
+    "file_kind",
+    "read_input",
+    "read_stream",
+]
 
 
 class InputFileError(ValueError):
@@ -23,16 +36,15 @@ class InputFileError(ValueError):
 
 
 def read_input(path: str | os.PathLike[str]) -> bytes:
-    """Read an input file's bytes, turning OS errors and huge files into ``InputFileError``."""
+    """Read an input file's bytes; OS errors, files that are not regular (FIFO, device...)
+    and files above ``MAX_INPUT_BYTES`` are an ``InputFileError``."""
     name = os.fspath(path)
     try:
-        with open(name, "rb") as f:
-            data = f.read(MAX_INPUT_BYTES + 1)
+        return read_bytes(name)
+    except InputRejected as e:
+        raise InputFileError(name, None, f"cannot read: {e.strerror}") from None
     except OSError as e:
         raise InputFileError(name, None, f"cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise InputFileError(name, None, f"larger than {MAX_INPUT_BYTES} bytes: not xl output")
-    return data
 
 
 def decode_text(data: bytes | str, source: str, what: str) -> str:

@@ -10,6 +10,9 @@ Tiny API in the style of ``tomllib``::
 libxlu prints them, and whether libxlu adds its "looks like Python" warning. The typed
 getters ``get_long``, ``get_defbool``, ``get_string`` and ``get_list`` give xl's reading of
 one key, warnings included. This package knows nothing of what the keys mean.
+
+``read_bytes`` (a path) and ``read_stream`` (stdin) are how every xenvmmu input is read:
+regular files only, never blocking, at most ``MAX_INPUT_BYTES``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ from ._dialects import DEFAULT_DIALECT, DIALECTS, Dialect
 from ._export import TYPED_KEYS, to_json, typed_values
 from ._fast import fast_parse
 from ._getters import get_defbool, get_list, get_long, get_string, strtol
+from ._io import (
+    MAX_INPUT_BYTES,
+    InputRejected,
+    check_regular,
+    file_kind,
+    open_regular,
+    read_bytes,
+    read_stream,
+)
 from ._lexer import SIMPLE_ESCAPES as ESCAPES
 from ._parser import parse_text
 from ._types import ConfigError, Lookup, ParseResult, Setting, Value, rebuild
@@ -28,21 +40,28 @@ __all__ = [
     "DEFAULT_DIALECT",
     "DIALECTS",
     "ESCAPES",
+    "MAX_INPUT_BYTES",
     "TYPED_KEYS",
     "ConfigError",
     "Dialect",
+    "InputRejected",
     "Lookup",
     "ParseResult",
     "Setting",
     "Value",
     "XlCfgError",
+    "check_regular",
+    "file_kind",
     "get_defbool",
     "get_list",
     "get_long",
     "get_string",
     "load",
     "loads",
+    "open_regular",
     "parse",
+    "read_bytes",
+    "read_stream",
     "strtol",
     "to_json",
     "typed_values",
@@ -59,12 +78,15 @@ class XlCfgError(ValueError):
         super().__init__("\n".join(result.messages(source)))
 
 
-def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT, *, fast: bool = True) -> ParseResult:
+def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT, *, fast: bool = True,
+          max_errors: int | None = None) -> ParseResult:
     """Parse xl.cfg text as libxlu of ``dialect`` does. Never raises for bad input.
 
     ``str`` input is encoded as UTF-8 (lone surrogates from "surrogateescape" become the
     original bytes again). ``fast=False`` skips the regular-expression fast path and always
-    replays the full parser (the two agree; tests check it).
+    replays the full parser (the two agree; tests check it). ``max_errors`` stops at that
+    many errors (``ParseResult.truncated``; the Python warning then reflects only the part
+    parsed): a few MiB of garbage hold millions of errors, and libxlu prints every one.
     """
     if dialect not in DIALECTS:
         raise ValueError(f"unknown xl.cfg dialect {dialect!r} (known: {', '.join(DIALECTS)})")
@@ -74,7 +96,9 @@ def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT, *, fast: bool = Tru
         plain = fast_parse(text, dialect)
         if plain is not None:
             return _success(dialect, plain)
-    ctx, crash = parse_text(text, dialect)
+    if max_errors is not None and max_errors < 1:
+        raise ValueError(f"max_errors must be at least 1, not {max_errors}")
+    ctx, crash = parse_text(text, dialect, max_errors)
     if crash is not None:
         return ParseResult(dialect, False, crash=crash)
     if ctx.err:
@@ -83,6 +107,8 @@ def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT, *, fast: bool = Tru
             False,
             errors=tuple(ConfigError(line, _public(msg)) for line, msg in ctx.errors),
             python_warning=ctx.likely_python,
+            failure=ctx.failure,
+            truncated=ctx.truncated,
         )
     return _success(dialect, ctx.settings)
 
@@ -104,9 +130,9 @@ def loads(data: bytes | str, dialect: str = DEFAULT_DIALECT, source: str = "CFG"
 
 
 def load(path: str | os.PathLike[str], dialect: str = DEFAULT_DIALECT) -> ParseResult:
-    """Read a file's bytes and parse them (``OSError`` propagates)."""
-    with open(path, "rb") as f:
-        return parse(f.read(), dialect)
+    """Read a file's bytes and parse them (``OSError`` propagates: ``InputRejected`` for a
+    path that is not a regular file or is larger than ``MAX_INPUT_BYTES``)."""
+    return parse(read_bytes(path), dialect)
 
 
 def _public(raw: str) -> str:

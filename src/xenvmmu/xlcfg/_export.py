@@ -56,11 +56,14 @@ def to_json(result: ParseResult) -> dict[str, Any]:
     if result.crash is not None:
         return {"ok": False, "crash": "SIGABRT", "assertion": result.crash}
     if not result.ok:
-        return {
+        failed: dict[str, Any] = {
             "ok": False,
             "errors": [{"line": e.line, "message": e.message} for e in result.errors],
             "python_warning": result.python_warning,
         }
+        if result.failure is not None:
+            failed["failure"] = result.failure
+        return failed
     settings: list[dict[str, Any]] = []
     for s in result.settings:
         entry: dict[str, Any] = {"key": s.key, "line": s.line, "value": _value_json(s.value)}

@@ -30,6 +30,12 @@ from ._lalr import END, ERROR
 from ._lexer import Lexer
 
 YYMAXDEPTH = 10000  # bison's default stack limit
+#: Characters of string values that ``+=`` may build in all. libxlu keeps every earlier
+#: string and concatenates into a new one (asprintf), so a file of N ``x += "a"`` lines
+#: holds N²/2 bytes: 8 MiB of them would need ~10^12 bytes, and libxlu's allocation fails
+#: ("Cannot allocate memory"). xenvmmu stops at this budget and reports that failure.
+CONCAT_BUDGET = 64 << 20
+ENOMEM_TEXT = "Cannot allocate memory"  # glibc strerror(ENOMEM)
 
 
 
@@ -37,18 +43,28 @@ class _Crash(Exception):
     """Real libxlu would abort (assertion failure) here."""
 
 
+class _Enough(Exception):
+    """The caller's ``max_errors`` were collected: the rest of the file is not parsed."""
+
+
 class _Context:
     """libxlu's parse context: error reporting with its filter, and the stored settings."""
 
-    __slots__ = ("err", "errors", "lexerrlineno", "likely_python", "settings")
+    __slots__ = ("concat_chars", "err", "errors", "failure", "last", "lexerrlineno",
+                 "likely_python", "max_errors", "settings", "truncated")
 
-    def __init__(self) -> None:
+    def __init__(self, max_errors: int | None = None) -> None:
+        self.max_errors = max_errors
+        self.truncated = False
         self.err = False
         self.likely_python = False
         self.lexerrlineno = -1
         self.errors: list[tuple[int, str]] = []
         # [key, value, line, op] in file order; values are mutable until the end (+=).
         self.settings: list[list[object]] = []
+        self.last: dict[object, list[object]] = {}  # key -> its latest setting (find())
+        self.concat_chars = 0  # characters built by string `+=` so far
+        self.failure: str | None = None  # an error libxlu returns without printing it
 
     def yyerror(self, text: str, lineno: int, message: str) -> None:
         if lineno <= self.lexerrlineno:
@@ -69,6 +85,8 @@ class _Context:
         quoted = f"`{shown}'" if n else ""
         self.errors.append((lineno, f"config parsing error near {quoted}{newline}: {message}"))
         self.err = True
+        if self.max_errors is not None and len(self.errors) >= self.max_errors:
+            raise _Enough
 
     def lexical_error(self, text: str, lineno: int, message: str) -> None:
         self.yyerror(text, lineno, message)
@@ -79,13 +97,21 @@ class _Context:
         raise _Crash(assertion)
 
 
-def parse_text(text: str, dialect: str) -> tuple[_Context, str | None]:
-    """Parse Latin-1-decoded file text; returns the context and the crash assertion if any."""
-    ctx = _Context()
+def parse_text(text: str, dialect: str,
+               max_errors: int | None = None) -> tuple[_Context, str | None]:
+    """Parse Latin-1-decoded file text; returns the context and the crash assertion if any.
+
+    With ``max_errors``, parsing stops once that many errors are recorded (``ctx.truncated``):
+    a file of garbage has an error per line, millions for a few MiB, and a caller that only
+    needs the first ones need not pay for the rest.
+    """
+    ctx = _Context(max_errors)
     try:
         _run(text, dialect, ctx)
     except _Crash as crash:
         return ctx, str(crash)
+    except _Enough:
+        ctx.truncated = True
     return ctx, None
 
 
@@ -229,15 +255,23 @@ def _reduce(
     op = "="
     if action == A_ADD:
         op = "+="
-        prev = _find(ctx, key)
+        prev = ctx.last.get(key)
         if prev is not None:
             old = prev[1]
             if isinstance(old, list) and isinstance(value, list):
                 # libxlu moves the earlier elements into the new list: the earlier
-                # setting is left empty.
-                value[:0] = old
-                old.clear()
+                # setting is left empty. Appending to the earlier list and handing it
+                # over keeps a file of N `+=` lines linear (a new list per line would
+                # copy N²/2 elements).
+                old.extend(value)
+                value = old
+                prev[1] = []
             elif isinstance(old, str) and isinstance(value, str):
+                ctx.concat_chars += len(old) + len(value)
+                if ctx.concat_chars > CONCAT_BUDGET:
+                    ctx.failure = ENOMEM_TEXT  # libxlu: ctx->err = ENOMEM, nothing printed
+                    ctx.err = True
+                    return None
                 value = old + value
             else:
                 ctx.lexical_error(yytext, lineno, 'can\'t add [list] to "string" or vice versa')
@@ -245,12 +279,7 @@ def _reduce(
     else:
         assert action == A_STORE
     # @3.first_line: where the value starts (for a list, the line of its '[').
-    ctx.settings.append([key, value, arg_lines[2], op])
-    return None
-
-
-def _find(ctx: _Context, key: object) -> list[object] | None:
-    for s in reversed(ctx.settings):
-        if s[0] == key:
-            return s
+    setting = [key, value, arg_lines[2], op]
+    ctx.settings.append(setting)
+    ctx.last[key] = setting
     return None

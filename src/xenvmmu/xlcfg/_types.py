@@ -97,7 +97,11 @@ class ParseResult:
     one of a key wins). On failure xl uses nothing from the file: ``errors`` holds what
     libxlu printed and ``python_warning`` whether it added its "looks like Python" warning.
     ``crash`` names the assertion on which real libxlu aborts for this input (a NUL byte
-    inside a quoted string); we report it as an error instead of crashing.
+    inside a quoted string); we report it as an error instead of crashing. ``failure`` is
+    an error libxlu returns without printing a line (``Cannot allocate memory`` when ``+=``
+    strings outgrow ``_parser.CONCAT_BUDGET``); xl then prints ``Failed to parse config``.
+    ``truncated``: parsing stopped at the caller's ``max_errors``; libxlu would go on and
+    print more.
     """
 
     dialect: str
@@ -106,6 +110,8 @@ class ParseResult:
     errors: tuple[ConfigError, ...] = ()
     python_warning: bool = False
     crash: str | None = None
+    failure: str | None = None
+    truncated: bool = False
     _index: dict[str, Setting] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,4 +136,6 @@ class ParseResult:
         lines = [e.format(source) for e in self.errors]
         if self.python_warning:
             lines.extend(PYTHON_WARNING)
+        if self.failure is not None:
+            lines.append(f"Failed to parse config: {self.failure}")
         return lines

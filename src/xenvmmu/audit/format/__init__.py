@@ -10,6 +10,10 @@ Usage (the CLI)::
     else:
         sys.stdout.write(text)
 
+``write_atomic`` writes regular files only (a symbolic link is followed to its target; a
+device, FIFO, socket or directory is refused with ``OutputRefused``), atomically, with the
+mode ``0666 & ~umask``.
+
 ``FORMATS`` maps each ``--format`` choice to its class; ``DEFAULT_FORMAT`` is ``table``.
 Importing this package (or any module in it) registers every format.
 """
@@ -18,8 +22,10 @@ from xenvmmu.audit.format.base import (
     DEFAULT_FORMAT,
     FORMATS,
     Formatter,
+    OutputRefused,
     Summary,
     get_formatter,
+    output_target,
     summarize,
     write_atomic,
 )
@@ -37,11 +43,13 @@ __all__ = [
     "JsonFormatter",
     "MarkdownFormatter",
     "OpenVexFormatter",
+    "OutputRefused",
     "PrometheusFormatter",
     "SarifFormatter",
     "Summary",
     "TableFormatter",
     "get_formatter",
+    "output_target",
     "summarize",
     "write_atomic",
 ]

@@ -13,13 +13,14 @@ should list them; :func:`get_formatter` builds one. Every format is filled in by
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import secrets
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import ClassVar, TypeVar
 
 from xenvmmu import __version__
 from xenvmmu.audit.findings import AuditReport, Finding, Mitigation, SourceRef, Verdict
+from xenvmmu.xlcfg import file_kind
 
 TOOL_NAME = "xenvmmu"
 ADVISORY = "XSA-97"
@@ -218,7 +220,8 @@ def dump_json(document: object) -> str:
 _STR = json.encoder.encode_basestring_ascii
 
 
-def _encode(value: object, newline: str, out: list[str]) -> None:
+def _scalar(value: object, out: list[str]) -> bool:
+    """Append a JSON scalar; False when ``value`` is a container."""
     if isinstance(value, str):
         out.append(_STR(value))
     elif value is None:
@@ -233,34 +236,61 @@ def _encode(value: object, newline: str, out: list[str]) -> None:
         if not math.isfinite(value):
             raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
         out.append(float.__repr__(value))
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{}")
-            return
-        inner = newline + "  "
-        sep = "{" + inner
+    elif isinstance(value, dict | list | tuple):
+        return False
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return True
+
+
+def _items(value: dict[object, object] | list[object] | tuple[object, ...]
+           ) -> Iterator[tuple[str | None, object]]:
+    if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"JSON keys must be strings, not {type(key).__name__}")
-            out.append(sep)
-            out.append(_STR(key))
-            out.append(": ")
-            _encode(item, inner, out)
-            sep = "," + inner
-        out.append(newline + "}")
-    elif isinstance(value, list | tuple):
-        if not value:
-            out.append("[]")
-            return
-        inner = newline + "  "
-        sep = "[" + inner
-        for item in value:
-            out.append(sep)
-            _encode(item, inner, out)
-            sep = "," + inner
-        out.append(newline + "]")
+            yield key, item
     else:
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        for item in value:
+            yield None, item
+
+
+def _encode(value: object, newline: str, out: list[str]) -> None:
+    """``value`` as indented JSON, without recursion (a value may nest arbitrarily deep)."""
+    if _scalar(value, out):
+        return
+    # Frames: (the container's (key, item) pairs, the newline of its own level, its closer).
+    stack: list[tuple[Iterator[tuple[str | None, object]], str, str]] = []
+
+    def open_container(container: object, level: str) -> None:
+        assert isinstance(container, dict | list | tuple)
+        if not container:
+            out.append("{}" if isinstance(container, dict) else "[]")
+            return
+        out.append("{" if isinstance(container, dict) else "[")
+        stack.append((_items(container), level, "}" if isinstance(container, dict) else "]"))
+
+    open_container(value, newline)
+    first = True
+    while stack:
+        items, level, close = stack[-1]
+        inner = level + "  "
+        for key, item in items:
+            out.append(inner if first else "," + inner)
+            first = False
+            if key is not None:
+                out.append(_STR(key))
+                out.append(": ")
+            if not _scalar(item, out):
+                depth = len(stack)
+                open_container(item, inner)
+                if len(stack) > depth:
+                    first = True
+                    break
+        else:
+            stack.pop()
+            out.append(level + close)
+            first = False
 
 
 def finite(value: float | None) -> float | None:
@@ -330,24 +360,54 @@ def one_line(text: str) -> str:
 # --- output -----------------------------------------------------------------------------------
 
 
+class OutputRefused(OSError):
+    """``--output`` names something that is not a regular file (a device, FIFO, socket or
+    directory): it is never replaced. ``strerror`` says what it is."""
+
+
+def output_target(path: str | os.PathLike[str]) -> Path:
+    """Where a report for ``path`` is written: ``path`` itself, or, for a symbolic link, the
+    file it points to (followed to the end, so the link stays and its target is replaced).
+
+    Raises :class:`OutputRefused` when that is an existing device, FIFO, socket or directory
+    (or anything but a regular file), and ``OSError`` when it cannot be examined.
+    """
+    name = os.fspath(path)
+    if not name:
+        raise OutputRefused(errno.EINVAL, "empty file name", name)
+    target = Path(os.path.realpath(name))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target  # a new file
+    except ValueError as e:  # a NUL byte in the name
+        raise OutputRefused(errno.EINVAL, f"invalid file name ({e})", name) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputRefused(
+            errno.EINVAL,
+            f"not a regular file ({file_kind(st.st_mode)}); --output writes regular files only",
+            name,
+        )
+    return target
+
+
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` so that readers see the old file or the new one,
     never a partial one: write a temporary file in the same directory, fsync it, then
-    :func:`os.replace` it over ``path``.
+    :func:`os.replace` it over the target.
 
-    The temporary name is ``.<name>.<random>.tmp``, hidden and not ending in ``.prom``, so
-    node_exporter's textfile collector never reads it. The new file gets the mode of the file
-    it replaces, or the usual ``0666 & ~umask`` for a new file (``tempfile`` would give
-    ``0600``, which the collector, running as another user, could not read). On any error the
-    temporary file is removed and ``path`` is left as it was.
+    Only regular files are written (:func:`output_target`): a symbolic link is followed to
+    its target, which is replaced (the link stays); an existing device, FIFO, socket or
+    directory is refused with :class:`OutputRefused` and left alone. The temporary name is
+    ``.<name>.<random>.tmp``, hidden and not ending in ``.prom``, so node_exporter's textfile
+    collector never reads it. The new file's mode is ``0666 & ~umask``, as for any new file
+    (never copied from the file it replaces, and not ``tempfile``'s ``0600``, which the
+    collector, running as another user, could not read). On any error (a full disk...) the
+    temporary file is removed and the target is left as it was.
     """
-    target = Path(path)
+    target = output_target(path)
     directory = target.parent
-    data = text.encode("utf-8")
-    try:
-        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = None
+    data = text.encode("utf-8", "backslashreplace")
     while True:
         tmp = directory / f".{target.name}.{secrets.token_hex(6)}.tmp"
         try:
@@ -360,8 +420,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        output_target(target)  # still not a device/FIFO/directory at the last moment
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -6,15 +6,21 @@ atomically). Metrics, all gauges, no timestamps (the collector rejects files wit
     xenvmmu_audit_budget_seconds                         latency budget
     xenvmmu_guests{verdict}                              guests per verdict (all three, even 0)
     xenvmmu_input_errors                                 inputs that could not be read
-    xenvmmu_guest_info{guest,source,type,paging,cve,severity,verdict,xen_version}  always 1
+    xenvmmu_guest_info{guest,source,paging,type,cve,severity,verdict,xen_version}  always 1
     xenvmmu_guest_affected{guest,source,paging}          1 affected, 0 otherwise (incl. unknown)
     xenvmmu_guest_assessed{guest,source,paging}          0 when the verdict is unknown
     xenvmmu_guest_worst_case_stall_seconds{guest,source,paging}   only when known
 
+(plus ``occurrence`` on a guest's series when needed to keep them unique, see below)
+
 Label values are identifiers only (guest name, file path, enum values; an unknown value is the
 empty string, which Prometheus treats as an absent label), never free text, so the number of
 series stays bounded by the number of guests. ``guest`` is the guest's name, else its file's
-basename; ``source`` is the file's path as given.
+basename; ``source`` is the file's path as given. Every series is unique, as node_exporter
+requires: two guests with the same name in different files differ by ``source``, and two
+guests of one file that would still share ``{guest, source, paging}`` (unnamed domains of an
+``xl list -l``, a name listed twice) get ``occurrence="2"``, ``"3"``... on every one of their
+series (the first has no ``occurrence`` label, which Prometheus reads as empty).
 """
 
 from __future__ import annotations
@@ -65,8 +71,23 @@ def metric(name: str, help_text: str, samples: list[Sample]) -> list[str]:
     return lines
 
 
-def _guest_labels(f: Finding) -> Labels:
+def _base_labels(f: Finding) -> Labels:
     return (("guest", display_name(f)), ("source", f.source.path), ("paging", f.paging or ""))
+
+
+def guest_label_sets(findings: tuple[Finding, ...] | list[Finding]) -> list[Labels]:
+    """The identifying labels of each finding, unique across the report: ``guest``,
+    ``source``, ``paging``, and ``occurrence`` (``"2"``, ``"3"``...) for the second and later
+    findings with the same three (absent, i.e. empty, on the first: node_exporter fills a
+    missing label with the empty string)."""
+    seen: dict[Labels, int] = {}
+    out: list[Labels] = []
+    for f in findings:
+        base = _base_labels(f)
+        n = seen.get(base, 0) + 1
+        seen[base] = n
+        out.append((*base, ("occurrence", str(n))) if n > 1 else base)
+    return out
 
 
 @register
@@ -98,35 +119,37 @@ class PrometheusFormatter(Formatter):
         )
         if not findings:
             return "\n".join(lines) + "\n"
+        ids = guest_label_sets(findings)
+        pairs = list(zip(ids, findings, strict=True))
         lines += metric(
             "xenvmmu_guest_info",
             "Facts about an audited guest, as labels; always 1.",
-            [(self._info_labels(f), 1) for f in findings],
+            [(self._info_labels(labels, f), 1) for labels, f in pairs],
         )
         lines += metric(
             "xenvmmu_guest_affected",
             "1 if the guest is affected by XSA-97 (CVE-2014-5146/CVE-2014-5149), else 0.",
-            [(_guest_labels(f), f.verdict == "affected") for f in findings],
+            [(labels, f.verdict == "affected") for labels, f in pairs],
         )
         lines += metric(
             "xenvmmu_guest_assessed",
             "1 if the guest could be assessed for XSA-97, 0 if its verdict is unknown.",
-            [(_guest_labels(f), f.verdict != "unknown") for f in findings],
+            [(labels, f.verdict != "unknown") for labels, f in pairs],
         )
         lines += metric(
             "xenvmmu_guest_worst_case_stall_seconds",
             "Longest non-preemptible virtual-MMU section that can be driven against the guest.",
             [
-                (_guest_labels(f), f.worst_case_ms / 1000)
-                for f in findings
+                (labels, f.worst_case_ms / 1000)
+                for labels, f in pairs
                 if f.worst_case_ms is not None
             ],
         )
         return "\n".join(lines) + "\n"
 
-    def _info_labels(self, f: Finding) -> Labels:
+    def _info_labels(self, labels: Labels, f: Finding) -> Labels:
         return (
-            *_guest_labels(f),
+            *labels,
             ("type", f.guest_type or ""),
             ("cve", f.cve or ""),
             ("severity", f.severity),
