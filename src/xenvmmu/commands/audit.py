@@ -21,17 +21,11 @@ from ..audit.api import audit_settings, run_audit
 from ..audit.format import DEFAULT_FORMAT, FORMATS, get_formatter, output_target, write_atomic
 from ..audit.settings import DEFAULT_BUDGET_MS, AuditSettings
 from ..costs import CostProfileError
-from ..toolstack import HostOverrides, HostSpec, InputFileError, host_from_flags, load_host
-from ..versions import KNOWN_PATCHES, Profile, VersionError, XenVersion
+from ..toolstack import HostSpec, InputFileError
+from ..versions import Profile, VersionError
+from ._host import add_host_arguments, host_from_args
 
 EXIT_NONE, EXIT_AFFECTED, EXIT_USAGE, EXIT_UNASSESSED = 0, 1, 2, 3
-#: Xen keeps watchdog_timeout in an unsigned int (xen/arch/x86/nmi.c, opt_watchdog_timeout).
-MAX_WATCHDOG_TIMEOUT_S = 2**32 - 1
-#: HVM guests, and so XSA-97's operations, exist from Xen 3.0; the release table starts at
-#: 4.0 and treats older 3.x releases like 4.0. A major version below 3 is no Xen release.
-FIRST_XEN_MAJOR = 3
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     """Description and arguments of `xenvmmu audit` (``xenvmmu.cli`` calls it)."""
     doc = (__doc__ or "").split("\n\n")
@@ -40,22 +34,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="xl.cfg files, `xl list -l` JSON files, or directories of them")
-    h = p.add_argument_group("host (flags override what --host says)")
-    h.add_argument("--host", metavar="XL_INFO_FILE", help="`xl info` output of the host")
-    h.add_argument("--xen-version", metavar="V", help="Xen version, e.g. 4.4.1 or 4.5-unstable")
-    h.add_argument("--cmdline", metavar="TEXT", help="the hypervisor command line")
-    h.add_argument("--arch", choices=["x86", "arm"], help="host architecture")
-    h.add_argument("--cpu-hap", dest="cpu_hap", action="store_true", default=None,
-                   help="the CPU has EPT/NPT (default: assumed unless xl info says otherwise)")
-    h.add_argument("--no-cpu-hap", dest="cpu_hap", action="store_false",
-                   help="the CPU has no EPT/NPT")
-    h.add_argument("--watchdog", dest="watchdog", action="store_true", default=None,
-                   help="Xen's NMI watchdog is on")
-    h.add_argument("--no-watchdog", dest="watchdog", action="store_false")
-    h.add_argument("--watchdog-timeout", type=int, metavar="S",
-                   help=f"watchdog timeout (s), 1..{MAX_WATCHDOG_TIMEOUT_S}")
-    h.add_argument("--patched", action="append", default=[], choices=sorted(KNOWN_PATCHES),
-                   help="the hypervisor carries this patch on an unfixed version (repeatable)")
+    add_host_arguments(p, "host (flags override what --host says)")
     o = p.add_argument_group("report")
     names = [DEFAULT_FORMAT, *sorted(n for n in FORMATS if n != DEFAULT_FORMAT)]
     o.add_argument("--format", default=DEFAULT_FORMAT, choices=names,
@@ -118,27 +97,6 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 def _setup(args: argparse.Namespace) -> tuple[AuditSettings, HostSpec, Profile]:
     if not (math.isfinite(args.budget_ms) and args.budget_ms > 0):
         raise ValueError(f"--budget-ms must be a finite number above 0, not {args.budget_ms}")
-    timeout = args.watchdog_timeout
-    if timeout is not None and not 1 <= timeout <= MAX_WATCHDOG_TIMEOUT_S:
-        raise ValueError(f"--watchdog-timeout must be 1..{MAX_WATCHDOG_TIMEOUT_S} seconds, "
-                         f"not {timeout} (use --no-watchdog for no watchdog)")
     settings = audit_settings(budget_ms=args.budget_ms, costs=args.costs or None)
-    overrides = HostOverrides(
-        xen_version=XenVersion.parse(args.xen_version) if args.xen_version else None,
-        arch=args.arch, cmdline=args.cmdline, cpu_hap=args.cpu_hap, watchdog=args.watchdog,
-        watchdog_timeout=args.watchdog_timeout,
-    )
-    if args.host:
-        host = load_host(args.host, overrides)
-    elif overrides.xen_version is not None:
-        host = host_from_flags(
-            overrides.xen_version, cmdline=args.cmdline or "", arch=args.arch or "x86",
-            cpu_hap=args.cpu_hap, watchdog=args.watchdog, watchdog_timeout=args.watchdog_timeout,
-        )
-    else:
-        raise ValueError("describe the host: give --host XL_INFO_FILE or --xen-version V")
-    if host.xen_version.major < FIRST_XEN_MAJOR:
-        where = "--xen-version" if args.xen_version else f"{args.host}: xen_major"
-        raise ValueError(f"{where}: Xen {host.xen_version} is not a Xen release (HVM guests "
-                         f"exist from Xen {FIRST_XEN_MAJOR}.0)")
+    host = host_from_args(args)
     return settings, host, host.profile(patched=frozenset(args.patched))

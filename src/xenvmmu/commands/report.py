@@ -34,11 +34,11 @@ from ..report.costspec import DEFAULT_LABEL, CostSpec, from_profile
 from ..report.digests import report_digests
 from ..report.html import ReportInput, render
 from ..report.store import SweepData, SweepDirError, load_sweep
-from ..toolstack import HostOverrides, HostSpec, InputFileError, host_from_flags, load_host
-from ..versions import KNOWN_PATCHES, VersionError, XenVersion
+from ..toolstack import InputFileError
+from ..versions import VersionError
+from ._host import add_host_arguments, host_from_args
 
 EXIT_NONE, EXIT_AFFECTED, EXIT_USAGE, EXIT_UNASSESSED = 0, 1, 2, 3
-MAX_WATCHDOG_TIMEOUT_S = 2**32 - 1
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -49,21 +49,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("paths", nargs="*", metavar="INPUT",
                    help="xl.cfg files, `xl list -l` JSON files, or directories of them")
-    h = p.add_argument_group("host (as xenvmmu audit; flags override what --host says)")
-    h.add_argument("--host", metavar="XL_INFO_FILE", help="`xl info` output of the host")
-    h.add_argument("--xen-version", metavar="V", help="Xen version, e.g. 4.4.1")
-    h.add_argument("--cmdline", metavar="TEXT", help="the hypervisor command line")
-    h.add_argument("--arch", choices=["x86", "arm"], help="host architecture")
-    h.add_argument("--cpu-hap", dest="cpu_hap", action="store_true", default=None,
-                   help="the CPU has EPT/NPT")
-    h.add_argument("--no-cpu-hap", dest="cpu_hap", action="store_false",
-                   help="the CPU has no EPT/NPT")
-    h.add_argument("--watchdog", dest="watchdog", action="store_true", default=None,
-                   help="Xen's NMI watchdog is on")
-    h.add_argument("--no-watchdog", dest="watchdog", action="store_false")
-    h.add_argument("--watchdog-timeout", type=int, metavar="S", help="watchdog timeout (s)")
-    h.add_argument("--patched", action="append", default=[], choices=sorted(KNOWN_PATCHES),
-                   help="the hypervisor carries this patch on an unfixed version")
+    add_host_arguments(p, "host (as xenvmmu audit; flags override what --host says)")
     o = p.add_argument_group("report")
     o.add_argument("--sweep", metavar="DIR", help="a directory written by `xenvmmu sweep`")
     o.add_argument("--output", default="report.html", metavar="FILE",
@@ -75,24 +61,6 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="latency budget in ms (default: %(default)g)")
     o.add_argument("--costs", metavar="FILE", help="TOML cost profile for the audit")
     p.set_defaults(func=run)
-
-
-def _host(args: argparse.Namespace) -> HostSpec:
-    timeout = args.watchdog_timeout
-    if timeout is not None and not 1 <= timeout <= MAX_WATCHDOG_TIMEOUT_S:
-        raise ValueError(f"--watchdog-timeout must be 1..{MAX_WATCHDOG_TIMEOUT_S} seconds")
-    overrides = HostOverrides(
-        xen_version=XenVersion.parse(args.xen_version) if args.xen_version else None,
-        arch=args.arch, cmdline=args.cmdline, cpu_hap=args.cpu_hap, watchdog=args.watchdog,
-        watchdog_timeout=timeout,
-    )
-    if args.host:
-        return load_host(args.host, overrides)
-    if overrides.xen_version is not None:
-        return host_from_flags(overrides.xen_version, cmdline=args.cmdline or "",
-                               arch=args.arch or "x86", cpu_hap=args.cpu_hap,
-                               watchdog=args.watchdog, watchdog_timeout=timeout)
-    raise ValueError("describe the host: give --host XL_INFO_FILE or --xen-version V")
 
 
 def _generated() -> datetime:
@@ -126,7 +94,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         sweep: SweepData | None = load_sweep(args.sweep) if args.sweep else None
         if args.paths:
-            host = _host(args)
+            host = host_from_args(args)
             settings = audit_settings(budget_ms=args.budget_ms, costs=args.costs or None)
             profile = host.profile(patched=frozenset(args.patched))
             audit = run_audit(args.paths, host, settings, profile=profile,

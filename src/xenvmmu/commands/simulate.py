@@ -7,7 +7,9 @@ refresh), ``teardown`` (the toolstack destroys the guest). A victim vCPU on the 
 wakes every millisecond and records how late it runs.
 
 Times are simulated: work is counted by the paging model and priced by the cost profile
-(``--costs`` overrides it), so results are the model's, not a measurement of any machine.
+(``--costs high``, the default: the upper end of every unit's range; ``--costs low``: the
+lower end; or a TOML file, e.g. from ``xenvmmu calibrate``), so results are the model's, not a
+measurement of any machine.
 Runs are deterministic for a given ``--seed``.
 """
 
@@ -20,7 +22,7 @@ import time
 from fractions import Fraction
 from typing import TextIO
 
-from ..costs import CostProfileError, default_profile, load_profile
+from ..costs import CostProfileError, resolve_costs
 from ..sim.metrics import Metrics
 from ..sim.scenarios import SCENARIOS, run_scenario
 from ..versions import VersionError, XenVersion, profile_for
@@ -63,6 +65,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xen", default="4.4.0", metavar="V",
                    help="Xen release whose behaviour is modelled (default: %(default)s)")
     p.add_argument("--paging", choices=["hap", "shadow"], default="hap")
+    p.add_argument("--cpu-vendor", choices=["intel", "amd"], default="intel",
+                   help="the host CPU: intel (EPT) or amd (NPT) paging (default: %(default)s)")
     p.add_argument("--memory", type=parse_size, default=parse_size("256G"), metavar="SIZE",
                    help="guest memory, e.g. 64G, 1T (plain numbers are MiB; default 256G; "
                    "1M..16T)")
@@ -75,7 +79,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    f"1..{MAX_MEMORY_BYTES >> 20})")
     p.add_argument("--watchdog", action="store_true",
                    help="turn on Xen's NMI watchdog (5 s: a longer stall panics the host)")
-    p.add_argument("--costs", metavar="FILE", help="TOML cost profile overriding the defaults")
+    p.add_argument("--costs", metavar="low|high|FILE",
+                   help="the built-in cost profile at the low or high end of its ranges "
+                   "(default: high), or a TOML cost profile")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true",
                    help="print the metrics as JSON (schema xenvmmu.sim/1)")
@@ -87,7 +93,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     try:
         profile = profile_for(XenVersion.parse(args.xen))
-        costs = load_profile(args.costs) if args.costs else default_profile()
+        costs = resolve_costs(args.costs)
         _check_ranges(args)
     except (VersionError, CostProfileError, ValueError) as e:
         print(f"xenvmmu simulate: {e}", file=err)
@@ -95,7 +101,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     bar = _ProgressBar(err)
     try:
         metrics = run_scenario(
-            args.scenario, profile=profile, paging=args.paging, memory_bytes=args.memory,
+            args.scenario, profile=profile, paging=args.paging, vendor=args.cpu_vendor,
+            memory_bytes=args.memory,
             vcpus=args.vcpus, pcpus=args.pcpus, shadow_memory_mib=args.shadow_memory,
             watchdog=args.watchdog, costs=costs, seed=args.seed, progress=bar,
         )

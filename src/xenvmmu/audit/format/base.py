@@ -306,6 +306,16 @@ def format_number(value: float) -> str:
     return f"{value:g}" if math.isfinite(value) else str(value)
 
 
+def format_ms_range(low: float | None, high: float | None) -> str:
+    """``low-high`` in ms (``1078-4059``), or one figure when the two round alike or the low
+    end is unknown."""
+    hi = format_ms(high)
+    if low is None or high is None:
+        return hi
+    lo = format_ms(low)
+    return hi if lo == hi else f"{lo}-{hi}"
+
+
 def format_ms(ms: float | None) -> str:
     """Milliseconds to three significant digits or whole numbers: ``1234``, ``45.6``,
     ``0.123``; ``?`` when unknown."""

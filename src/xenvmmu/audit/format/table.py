@@ -1,9 +1,11 @@
 """``--format table`` (the default): a fixed-width report for a terminal.
 
-One row per guest, then what to do about each affected or unknown guest (its reasons and the
-cheapest mitigation), then the inputs that could not be read, then a one-line summary.
-Plain text unless ``color=True``; control characters in names are shown as escapes and
-wide (East Asian) characters count as two columns, so the columns stay aligned.
+One row per guest (WORST ms is the longest non-preemptible section from the low to the high
+end of the cost ranges; the verdict uses the high end), then what to do about each affected
+or unknown guest (its reasons and the cheapest mitigation), then the inputs that could not be
+read, then a one-line summary. Plain text unless ``color=True``; control characters in names
+are shown as escapes and wide (East Asian) characters count as two columns, so the columns
+stay aligned.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from xenvmmu.audit.format.base import (
     display_name,
     format_int,
     format_mib,
-    format_ms,
+    format_ms_range,
     needs_attention,
     one_line,
     register,
@@ -73,7 +75,7 @@ class TableFormatter(Formatter):
             format_int(f.memory_mib),
             format_mib(f.pool_kib),
             yes_no(f.xsa97_fixed),
-            format_ms(f.worst_case_ms),
+            format_ms_range(f.worst_case_ms_low, f.worst_case_ms),
             verdict_label(f.verdict),
             f.severity,
         )
