@@ -45,6 +45,30 @@ else:  # not subscriptable at run time
     _SubParsersAction = argparse._SubParsersAction
 
 
+def _columns() -> int:
+    """The terminal width, as ``shutil.get_terminal_size`` finds it (``COLUMNS``, then
+    stdout's terminal, else 80), without importing shutil."""
+    try:
+        return max(int(os.environ["COLUMNS"]), 1)
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every parser's formatter: descriptions kept as written (paragraphs of the command
+    modules' docstrings). argparse builds one for every ``add_argument``; its own looks up
+    the terminal width through shutil, which would be most of ``parse``'s start-up."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
 class _LazySubcommands(_SubParsersAction):
     """Subcommand parsers that get their arguments from their module when chosen."""
 
@@ -53,7 +77,8 @@ class _LazySubcommands(_SubParsersAction):
         self._pending: dict[str, tuple[str, argparse.ArgumentParser]] = {}
 
     def add_lazy(self, name: str, module: str, summary: str) -> None:
-        self._pending[name] = (module, self.add_parser(name, help=summary))
+        self._pending[name] = (module, self.add_parser(name, help=summary,
+                                                       formatter_class=HelpFormatter))
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
@@ -68,9 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xenvmmu",
         description="Audit and simulate Xen virtual-MMU denial of service (XSA-97: "
         "CVE-2014-5146 for HAP guests, CVE-2014-5149 for shadow-paged guests).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"xenvmmu {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_LazySubcommands)
+    # prog given: argparse would otherwise build a help formatter (and import shutil) now
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_LazySubcommands,
+                                prog="xenvmmu")
     assert isinstance(sub, _LazySubcommands)
     for name, module, summary in COMMANDS:
         sub.add_lazy(name, module, summary)

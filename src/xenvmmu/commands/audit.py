@@ -31,7 +31,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     doc = (__doc__ or "").split("\n\n")
     p.description = doc[1] if len(doc) > 1 else None
     p.epilog = doc[-1]
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="xl.cfg files, `xl list -l` JSON files, or directories of them")
     add_host_arguments(p, "host (flags override what --host says)")

@@ -33,7 +33,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Description and arguments of `xenvmmu calibrate` (``xenvmmu.cli`` calls it)."""
     doc = (__doc__ or "").split("\n\n")
     p.description = "\n\n".join(doc[1:])
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--output", metavar="FILE",
                    help="write the cost profile to FILE (default: standard output)")
     p.add_argument("--repeat", type=int, metavar="N",

@@ -10,7 +10,6 @@ Exit status: 0 every file parsed, 1 some file has errors, 2 usage error, unreada
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Iterator
@@ -150,6 +149,8 @@ def _atom(value: str) -> str:
 def dumps_json(document: object) -> str:
     """``json.dumps(document, ensure_ascii=True)`` without recursion, for the values of a
     parse (strings, lists nested thousands deep, dicts, numbers, booleans, None)."""
+    import json  # only --json needs it: a plain parse starts without it
+
     out: list[str] = []
     # Each frame: an iterator over (key or None, value) and the closing bracket.
     stack: list[tuple[Iterator[tuple[str | None, object]], str]] = []

@@ -46,7 +46,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     doc = (__doc__ or "").split("\n\n")
     p.description = "\n\n".join(doc[1:-1])
     p.epilog = doc[-1]
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("paths", nargs="*", metavar="INPUT",
                    help="xl.cfg files, `xl list -l` JSON files, or directories of them")
     add_host_arguments(p, "host (as xenvmmu audit; flags override what --host says)")

@@ -60,7 +60,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Description and arguments of `xenvmmu simulate` (``xenvmmu.cli`` calls it)."""
     doc = (__doc__ or "").split("\n\n")
     p.description = "\n\n".join(doc[1:])
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument("--xen", default="4.4.0", metavar="V",
                    help="Xen release whose behaviour is modelled (default: %(default)s)")

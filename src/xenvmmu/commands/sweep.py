@@ -46,7 +46,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     doc = (__doc__ or "").split("\n\n")
     p.description = "\n\n".join(doc[1:-1])
     p.epilog = doc[-1]
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     g = p.add_argument_group("grid (comma-separated lists)")
     g.add_argument("--scenario", default="attack", metavar="LIST",
                    help=f"scenarios: {', '.join(SCENARIOS)} (default: %(default)s)")

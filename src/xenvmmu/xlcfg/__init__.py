@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 
 from ._dialects import DEFAULT_DIALECT, DIALECTS, Dialect
+from ._dialects import SIMPLE_ESCAPES as ESCAPES
 from ._export import TYPED_KEYS, to_json, typed_values
 from ._fast import fast_parse
 from ._getters import get_defbool, get_list, get_long, get_string, strtol
@@ -32,8 +33,6 @@ from ._io import (
     read_bytes,
     read_stream,
 )
-from ._lexer import SIMPLE_ESCAPES as ESCAPES
-from ._parser import parse_text
 from ._types import ConfigError, Lookup, ParseResult, Setting, Value, rebuild
 
 __all__ = [
@@ -98,6 +97,8 @@ def parse(data: bytes | str, dialect: str = DEFAULT_DIALECT, *, fast: bool = Tru
             return _success(dialect, plain)
     if max_errors is not None and max_errors < 1:
         raise ValueError(f"max_errors must be at least 1, not {max_errors}")
+    from ._parser import parse_text  # the full parser, for files the fast path declines
+
     ctx, crash = parse_text(text, dialect, max_errors)
     if crash is not None:
         return ParseResult(dialect, False, crash=crash)

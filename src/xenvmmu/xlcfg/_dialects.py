@@ -3,19 +3,16 @@
 A dialect is named after the first Xen release whose libxlu parser behaves that way (see
 ``shared/conformance/xlcfg/README.md``). The grammars below are written from the rules of
 ``tools/libxl/libxlu_cfg_y.y`` (``tools/libs/util/`` from 4.15) at each release; the lexer
-differences are flags read by ``_lexer``.
+differences are flags read by ``_lexer``. The grammars themselves, and their LALR tables,
+are in ``_grammar`` (loaded only when a file needs the full parser).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-
-from ._lalr import END, ERROR, Rule, Tables, build_tables
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(NamedTuple):
     """What changed in libxlu's xl.cfg language at one release."""
 
     name: str
@@ -54,57 +51,16 @@ A_EMPTY_LIST = "empty_list"
 A_FIRST = "first"
 A_APPEND = "append"
 
-
-def _grammar(d: Dialect) -> list[Rule]:
-    element = "value" if d.nested_lists else "atom"
-    if d.statement_grammar:
-        rules = [
-            Rule("file", ("stmts",)),
-            Rule("file", ("stmts", "assignment")),
-            Rule("stmts", ()),
-            Rule("stmts", ("stmts", "stmt")),
-            Rule("stmt", ("assignment", "endstmt")),
-            Rule("stmt", ("endstmt",)),
-            Rule("stmt", (ERROR, "NEWLINE")),
-            Rule("assignment", ("IDENT", "'='", "value"), A_STORE),
-        ]
-        if d.plus_equals:
-            rules.append(Rule("assignment", ("IDENT", "+=", "value"), A_ADD))
-    else:
-        rules = [
-            Rule("file", ()),
-            Rule("file", ("file", "assignment")),
-            Rule("assignment", ("IDENT", "'='", "value", "endstmt"), A_STORE),
-            Rule("assignment", ("endstmt",)),
-            Rule("assignment", (ERROR, "NEWLINE")),
-        ]
-    rules += [
-        Rule("endstmt", ("NEWLINE",)),
-        Rule("endstmt", ("';'",)),
-        Rule("value", ("atom",), A_ATOM),
-        Rule("value", ("'['", "nlok", "valuelist", "']'"), A_LIST),
-        Rule("atom", ("STRING",), A_PASS),
-        Rule("atom", ("NUMBER",), A_PASS),
-        Rule("valuelist", (), A_EMPTY_LIST),
-        Rule("valuelist", ("values",), A_PASS),
-        Rule("valuelist", ("values", "','", "nlok"), A_PASS),
-        Rule("values", (element, "nlok"), A_FIRST),
-        Rule("values", ("values", "','", "nlok", element, "nlok"), A_APPEND),
-        Rule("nlok", ()),
-        Rule("nlok", ("nlok", "NEWLINE")),
-    ]
-    return rules
-
-
-def _terminals(d: Dialect) -> tuple[str, ...]:
-    # bison numbers tokens: $end, error, $undefined, the %token list, then character
-    # literals in order of first use in the grammar.
-    named = ("IDENT", "STRING", "NUMBER", "NEWLINE") + (("+=",) if d.plus_equals else ())
-    return (END, ERROR, *named, "'='", "';'", "'['", "']'", "','")
-
-
-@functools.cache
-def tables_for(name: str) -> Tables:
-    """The (cached) parse tables of a dialect."""
-    d = DIALECTS[name]
-    return build_tables(_grammar(d), "file", _terminals(d))
+#: The escapes libxlu's dequote understands: escaped character -> the character it stands for.
+SIMPLE_ESCAPES = {
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}

@@ -15,8 +15,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from ._dialects import DIALECTS
-from ._lexer import SIMPLE_ESCAPES
+from ._dialects import DIALECTS, SIMPLE_ESCAPES
 
 _NESTING = 3  # list depth the fast path recognises (deeper lists take the full parser)
 

@@ -21,24 +21,24 @@ Conventions reproduced from bison's ``tables.c`` / ``yacc.c``:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ACCEPT = "$accept"
 END = "$end"
 ERROR = "error"
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One grammar rule ``lhs -> rhs``; ``action`` names its semantic action."""
+class Rule(NamedTuple):
+    """One grammar rule ``lhs -> rhs``; ``action`` names its semantic action. (Named tuples,
+    not dataclasses, throughout the xl.cfg package: importing ``dataclasses`` would cost the
+    ``parse`` command's start-up more than the parse.)"""
 
     lhs: str
     rhs: tuple[str, ...]
     action: str = ""
 
 
-@dataclass(frozen=True)
-class Tables:
+class Tables(NamedTuple):
     """Parse tables for one grammar.
 
     ``explicit[s]`` maps a terminal to an action: ``n > 0`` shift and go to state ``n``,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from ._dialects import Dialect
+from ._dialects import SIMPLE_ESCAPES, Dialect
 
 # Token kinds (the parser's terminal names).
 IDENT = "IDENT"
@@ -195,19 +195,6 @@ class Lexer:
         return "".join(out)
 
 
-#: The escapes libxlu's dequote understands: escaped character -> the character it stands for.
-SIMPLE_ESCAPES = {
-    '"': '"',
-    "'": "'",
-    "\\": "\\",
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-}
 _C_SPACE = " \t\n\v\f\r"
 
 

@@ -24,8 +24,8 @@ from ._dialects import (
     A_PASS,
     A_STORE,
     DIALECTS,
-    tables_for,
 )
+from ._grammar import tables_for
 from ._lalr import END, ERROR
 from ._lexer import Lexer
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, TypeAlias
 
 # An atom is a string (libxlu keeps numbers as their text); a list holds values
@@ -38,8 +37,7 @@ class ConfigError(NamedTuple):
         return f"{source}:{self.line}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(NamedTuple):
     """The result of one of xl's typed getters.
 
     ``status`` is ``"ok"`` (``value`` set), ``"absent"`` (no such key: ESRCH, nothing
@@ -89,7 +87,6 @@ PYTHON_WARNING = (
 )
 
 
-@dataclass(frozen=True)
 class ParseResult:
     """Everything libxlu reports for one file in one dialect.
 
@@ -102,21 +99,56 @@ class ParseResult:
     strings outgrow ``_parser.CONCAT_BUDGET``); xl then prints ``Failed to parse config``.
     ``truncated``: parsing stopped at the caller's ``max_errors``; libxlu would go on and
     print more.
+
+    Immutable, compared and hashed by its fields (a plain class, not a dataclass: see
+    ``_lalr.Rule``).
     """
+
+    __slots__ = ("_index", "crash", "dialect", "errors", "failure", "ok", "python_warning",
+                 "settings", "truncated")
+    _FIELDS = ("dialect", "ok", "settings", "errors", "python_warning", "crash", "failure",
+               "truncated")
 
     dialect: str
     ok: bool
-    settings: tuple[Setting, ...] = ()
-    errors: tuple[ConfigError, ...] = ()
-    python_warning: bool = False
-    crash: str | None = None
-    failure: str | None = None
-    truncated: bool = False
-    _index: dict[str, Setting] = field(default_factory=dict, repr=False, compare=False)
+    settings: tuple[Setting, ...]
+    errors: tuple[ConfigError, ...]
+    python_warning: bool
+    crash: str | None
+    failure: str | None
+    truncated: bool
+    _index: dict[str, Setting]
 
-    def __post_init__(self) -> None:
-        for s in self.settings:
-            self._index[s.key] = s  # later settings replace earlier ones: last wins
+    def __init__(self, dialect: str, ok: bool, settings: tuple[Setting, ...] = (),
+                 errors: tuple[ConfigError, ...] = (), python_warning: bool = False,
+                 crash: str | None = None, failure: str | None = None,
+                 truncated: bool = False) -> None:
+        index: dict[str, Setting] = {}
+        for s in settings:
+            index[s.key] = s  # later settings replace earlier ones: last wins
+        for name, value in (("dialect", dialect), ("ok", ok), ("settings", settings),
+                            ("errors", errors), ("python_warning", python_warning),
+                            ("crash", crash), ("failure", failure), ("truncated", truncated),
+                            ("_index", index)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ParseResult is immutable (cannot set {name})")
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParseResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"ParseResult({inner})"
 
     def find(self, key: str) -> Setting | None:
         """The setting a libxlu look-up returns: the most recent one of ``key``."""
