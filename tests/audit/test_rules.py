@@ -45,7 +45,9 @@ def test_pre_fix_hap_64gib_is_affected(shared_dir: Path) -> None:
     assert f.severity == severity_for(f.worst_case_ms)
     clean = next(o for o in f.ops if o.op == "logdirty_clean")
     assert not clean.preemptible and clean.worst_case_ms == f.worst_case_ms
-    assert [m.action for m in f.mitigations][:1] == ["pv"]
+    # PV is offered only where the config suggests a PV-capable OS: nothing says so here
+    assert "pv" not in [m.action for m in f.mitigations]
+    assert [m.action for m in f.mitigations][:1] == ["shrink"]
     assert "upgrade" in [m.action for m in f.mitigations]
 
 
@@ -197,3 +199,31 @@ def test_shrink_mitigation_really_fixes() -> None:
     assert assess(smaller, host, host.profile(), SETTINGS).verdict == "not_affected"
     bigger = _cfg(f'builder="hvm"\nmemory={mib + 64}\n', host)
     assert assess(bigger, host, host.profile(), SETTINGS).verdict == "affected"
+
+
+@pytest.mark.parametrize(
+    ("version", "extra", "expected"),
+    [
+        ("4.4.0", 'kernel = "/boot/vmlinuz"\n', 'builder = "generic"'),  # type= ignored < 4.10
+        ("4.10.0", 'kernel = "/boot/vmlinuz"\n', 'type = "pv"'),
+        ("4.4.0", 'bootloader = "pygrub"\n', 'builder = "generic"'),
+        ("4.4.0", "viridian = 1\n", None),  # a Windows guest: never PV
+        ("4.4.0", "", None),  # nothing says the OS can run PV
+    ],
+)
+def test_pv_mitigation_only_for_a_pv_capable_os_in_the_releases_words(
+    version: str, extra: str, expected: str | None
+) -> None:
+    host = host_from_flags(version, cpu_vendor="intel")
+    guest = _cfg(f'builder="hvm"\nmemory=1048576\nvcpus=4\nhap=0\n{extra}', host)
+    f = assess(guest, host, host.profile(), SETTINGS)
+    assert f.verdict == "affected"
+    actions = [m.action for m in f.mitigations]
+    pv = [m.text for m in f.mitigations if m.action == "pv"]
+    if expected is None:
+        assert not pv
+    else:
+        assert len(pv) == 1 and expected in pv[0]
+        # after the configuration fixes, before upgrades
+        assert actions.index("pv") > max((actions.index(a) for a in ("shrink", "hap_on",
+                                          "shadow_memory") if a in actions), default=-1)

@@ -1,10 +1,11 @@
 """The cheapest ways to bring an affected guest under the latency budget, in order.
 
 Each candidate is checked by re-running the estimate with the change applied; only changes
-that actually bring the worst-case section under the budget are offered. Order (cheapest
-first for an operator): run the guest as PV; switch shadow paging to HAP; shrink the guest
-(HAP: maximum memory) or its shadow pool (``shadow_memory``); upgrade Xen to the first
-release that fixes it; apply the xsa97-hap patch.
+that actually bring the worst-case section under the budget are offered. Order: the
+configuration fixes (switch shadow paging to HAP; shrink the guest's maximum memory (HAP) or
+its shadow pool (``shadow_memory``)); run it PV, where the config suggests a PV-capable OS;
+upgrade Xen to the first release that brings it under the budget; apply the xsa97-hap patch;
+if nothing helps, restrict who can drive its operations.
 """
 
 from __future__ import annotations
@@ -94,14 +95,7 @@ def mitigations_for(
         return max(_worst_ms(replace(s, vendor=v), b, st) for v in vendors)
 
     vcpus = spec.vcpus
-    out: list[Mitigation] = [
-        Mitigation(
-            "pv",
-            'Run it as a PV guest (type = "pv"), if its operating system supports PV: '
-            "PV guests have no HVM paging mode and are not exposed.",
-        )
-    ]
-
+    out: list[Mitigation] = []
     # hap_enable() gives an empty pool 256 pages
     hap = replace(with_pool(spec, max(pool_pages, 256)), paging="hap")
     if mode == "shadow" and host.cpu_hap is not False:
@@ -153,6 +147,10 @@ def mitigations_for(
                 )
             )
 
+    pv = _pv_mitigation(guest, profile)
+    if pv is not None:
+        out.append(pv)
+
     if mode == "hap":
         later = _first_fixing_release(host, spec, settings, worst_section_ms)
         if later is not None:
@@ -167,7 +165,7 @@ def mitigations_for(
                 out.append(
                     Mitigation("patch", f"Apply the xsa97-hap patch to Xen {host.xen_version}.")
                 )
-    if len(out) == 1:
+    if not out:
         out.append(
             Mitigation(
                 "restrict",
@@ -177,6 +175,22 @@ def mitigations_for(
             )
         )
     return tuple(out)
+
+
+def _pv_mitigation(guest: GuestSpec, profile: Profile) -> Mitigation | None:
+    """Running the guest PV, offered only where the config suggests a PV-capable OS (a PV
+    boot path), after the configuration fixes, in the words this release's xl understands:
+    xl reads ``type=`` from 4.10 only (before, ``builder=`` decides and anything that is not
+    a prefix of "hvm" means PV)."""
+    if guest.os_hint != "linux":
+        return None
+    edit = ('type = "pv"' if profile.xl_type_key
+            else 'builder = "generic" (xl before 4.10 ignores type=)')
+    return Mitigation(
+        "pv",
+        f"Run it as a PV guest ({edit}): its config names a PV boot path "
+        f"({guest.os_hint_why}); PV guests have no HVM paging mode and are not exposed.",
+    )
 
 
 @functools.cache

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from ..costs import CostProfile
 from ..model.spec import DomainSpec
+from ..severity import WATCHDOG_TIMEOUT_S, severity_for, watchdog_panic_ms
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Paging, Profile, Unknown
 from .findings import Finding, Mitigation, OpStall, Severity, SourceRef, Verdict, clean_text
@@ -29,27 +30,10 @@ from .operations import (
     with_pool,
     worst_case_spec,
 )
-from .settings import DEFAULT_BUDGET_MS, AuditSettings
+from .settings import AuditSettings
 
 CVE_HAP = "CVE-2014-5146"
 CVE_SHADOW = "CVE-2014-5149"
-#: Xen's watchdog_timeout default (5 s, xen/arch/x86/nmi.c); a section this long panics a
-#: host with the watchdog on.
-WATCHDOG_MS = 5000.0
-HIGH_MS = 100.0
-
-
-def severity_for(
-    stall_ms: float, budget_ms: float = DEFAULT_BUDGET_MS, watchdog_ms: float = WATCHDOG_MS
-) -> Severity:
-    """critical: >= the watchdog timeout; high: >= 100 ms; medium: >= the budget."""
-    if stall_ms >= watchdog_ms:
-        return "critical"
-    if stall_ms >= HIGH_MS:
-        return "high"
-    if stall_ms >= budget_ms:
-        return "medium"
-    return "none"
 
 
 def stalls(ops: tuple[OpEstimate, ...], costs: CostProfile) -> tuple[OpStall, ...]:
@@ -192,17 +176,20 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
             f"{worst_low:,.1f} ms, within the budget (give this host's measured costs with "
             "--costs)"
         )
-    if host.watchdog and worst >= host.watchdog_timeout * 1000:
+    panic_ms = watchdog_panic_ms(host.watchdog_timeout or WATCHDOG_TIMEOUT_S)
+    if host.watchdog and worst >= panic_ms:
         reasons.append(
-            f"the watchdog is on ({host.watchdog_timeout} s): such a stall panics the host"
+            f"the watchdog is on ({host.watchdog_timeout} s): a stall from about "
+            f"{panic_ms:,.0f} ms can panic the host (its timer ticks once a second)"
         )
     fixes = mitigations_for(guest, host, profile, spec, settings) if verdict == "affected" else ()
-    watchdog_ms = host.watchdog_timeout * 1000 if host.watchdog_timeout else WATCHDOG_MS
     return _finish(
         {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3)},
         verdict,
         reasons,
-        severity=severity_for(worst, settings.budget_ms, watchdog_ms) if verdict == "affected"
+        severity=severity_for(worst, settings.budget_ms,
+                              host.watchdog_timeout or WATCHDOG_TIMEOUT_S)
+        if verdict == "affected"
         else "none",
         mitigations=fixes,
         ops=ops,

@@ -6,10 +6,7 @@ from dataclasses import dataclass, field
 
 from ..costs import CostProfile
 from ..model.attack import DEFAULT_ATTACK, AttackAssumptions
-
-#: One credit-scheduler timeslice (30 ms, xen/common/sched/credit.c): the longest a vCPU
-#: expects to wait for its pCPU under normal scheduling.
-DEFAULT_BUDGET_MS = 30.0
+from ..severity import DEFAULT_BUDGET_MS as DEFAULT_BUDGET_MS  # re-exported
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ raising ``ValueError``/``InputFileError``/``VersionError`` with a message for th
 from __future__ import annotations
 
 import argparse
+from datetime import date, datetime
 
 from ..toolstack import HostOverrides, HostSpec, host_from_flags, load_host
 from ..versions import KNOWN_PATCHES, Arch, XenVersion
@@ -22,6 +23,22 @@ ARCH_SPELLINGS: dict[str, Arch] = {
     "x86": "x86", "x86_64": "x86", "amd64": "x86",
     "arm": "arm", "arm32": "arm", "armv7l": "arm", "arm64": "arm", "aarch64": "arm",
 }
+
+
+def changeset_date(text: str) -> datetime | date:
+    """``--changeset``: a date (``2014-09-12``) or ``xl info``'s ``xen_changeset`` line
+    (``Fri Sep 12 16:39:44 2014 +0530 git:4218cde``): what dates a development build."""
+    from ..toolstack.xlinfo import parse_changeset
+
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    when, _ = parse_changeset(text.strip())
+    if when is None:
+        raise argparse.ArgumentTypeError(
+            f"not a changeset date: {text!r} (give 2014-09-12, or xl info's xen_changeset)")
+    return when
 
 
 def _arch(text: str) -> Arch:
@@ -53,6 +70,9 @@ def add_host_arguments(p: argparse.ArgumentParser, title: str) -> None:
     h.add_argument("--no-watchdog", dest="watchdog", action="store_false")
     h.add_argument("--watchdog-timeout", type=int, metavar="S",
                    help=f"watchdog timeout (s), 1..{MAX_WATCHDOG_TIMEOUT_S}")
+    h.add_argument("--changeset", type=changeset_date, metavar="DATE",
+                   help="the build's changeset date (2014-09-12, or xl info's xen_changeset "
+                   "line): classifies -unstable/-rc/-pre builds")
     h.add_argument("--patched", action="append", default=[], choices=sorted(KNOWN_PATCHES),
                    help="the hypervisor carries this patch on an unfixed version (repeatable)")
 
@@ -66,7 +86,7 @@ def host_from_args(args: argparse.Namespace) -> HostSpec:
     overrides = HostOverrides(
         xen_version=XenVersion.parse(args.xen_version) if args.xen_version else None,
         arch=args.arch, cmdline=args.cmdline, cpu_hap=args.cpu_hap, watchdog=args.watchdog,
-        watchdog_timeout=timeout, cpu_vendor=args.cpu_vendor,
+        watchdog_timeout=timeout, cpu_vendor=args.cpu_vendor, changeset_date=args.changeset,
     )
     if args.host:
         host = load_host(args.host, overrides)
@@ -74,7 +94,7 @@ def host_from_args(args: argparse.Namespace) -> HostSpec:
         host = host_from_flags(
             overrides.xen_version, cmdline=args.cmdline or "", arch=args.arch or "x86",
             cpu_hap=args.cpu_hap, watchdog=args.watchdog, watchdog_timeout=timeout,
-            cpu_vendor=args.cpu_vendor,
+            cpu_vendor=args.cpu_vendor, changeset_date=args.changeset,
         )
     else:
         raise ValueError("describe the host: give --host XL_INFO_FILE or --xen-version V")

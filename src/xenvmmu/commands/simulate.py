@@ -23,9 +23,11 @@ from fractions import Fraction
 from typing import TextIO
 
 from ..costs import CostProfileError, resolve_costs
+from ..severity import DEFAULT_BUDGET_MS, WATCHDOG_TIMEOUT_S, severity_for, watchdog_panic_ms
 from ..sim.metrics import Metrics
 from ..sim.scenarios import SCENARIOS, run_scenario
-from ..versions import VersionError, XenVersion, profile_for
+from ..versions import Unknown, VersionError, XenVersion, profile_for
+from ._host import changeset_date
 
 _SIZE = re.compile(r"(?i)\s*(\d{1,20}(?:\.\d{1,20})?)\s*([kmgtp]?)i?b?\s*")
 _UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -63,6 +65,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument("--xen", default="4.4.0", metavar="V",
                    help="Xen release whose behaviour is modelled (default: %(default)s)")
+    p.add_argument("--changeset", type=changeset_date, metavar="DATE",
+                   help="the build's changeset date (2014-09-12, or xl info's xen_changeset "
+                   "line): decides which fixes a -unstable/-rc/-pre build has")
     p.add_argument("--paging", choices=["hap", "shadow"], default="hap")
     p.add_argument("--cpu-vendor", choices=["intel", "amd"], default="intel",
                    help="the host CPU: intel (EPT) or amd (NPT) paging (default: %(default)s)")
@@ -91,12 +96,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        profile = profile_for(XenVersion.parse(args.xen))
+        profile = profile_for(XenVersion.parse(args.xen), changeset_date=args.changeset)
         costs = resolve_costs(args.costs)
         _check_ranges(args)
     except (VersionError, CostProfileError, ValueError) as e:
         print(f"xenvmmu simulate: {e}", file=err)
         return 2
+    for _, answer in profile.assessments:
+        if isinstance(answer, Unknown):  # audit says "unknown"; simulate models the worse
+            print(f"xenvmmu simulate: warning: {answer.reason}; modelled without that fix "
+                  "(the conservative reading; give --changeset to decide)", file=err)
     bar = _ProgressBar(err)
     try:
         metrics = run_scenario(
@@ -152,6 +161,10 @@ def summary(m: Metrics, args: argparse.Namespace, version: str) -> str:
         + ("FIRED: host panic at "
            f"{m.panic_at_ms:,.1f} ms on pCPU {m.panic_cpu}" if m.watchdog_fired
            else ("on, did not fire" if args.watchdog else "off")),
+        f"  severity (as audit rates it)     "
+        f"{severity_for(m.max_nonpreemptible_ms, DEFAULT_BUDGET_MS)} "
+        f"(budget {DEFAULT_BUDGET_MS:g} ms; a stall from {watchdog_panic_ms():,.0f} ms can trip "
+        f"a {WATCHDOG_TIMEOUT_S} s watchdog)",
         f"  continuations                    {m.continuations}",
         f"  simulated time                   {m.sim_time_ms:12,.3f} ms",
     ]

@@ -80,6 +80,10 @@ class GuestSpec:
     status: GuestStatus = "ok"
     reason: str | None = None
     error_line: int | None = None
+    #: what the config says about the guest's OS, for mitigations: "linux" (a PV boot path:
+    #: kernel= or bootloader=), "windows" (viridian, Hyper-V enlightenments), else None
+    os_hint: Literal["linux", "windows"] | None = None
+    os_hint_why: str | None = None
 
     @property
     def pvh_v1(self) -> bool:
@@ -276,6 +280,7 @@ class _Reader:
         maxvcpus, maxvcpus_line = self._number("maxvcpus", c_int=True, least=1)
         shadow, shadow_line = self._number("shadow_memory", kib=True)
         on_reboot = self._get(xlcfg.get_string, "on_reboot")
+        os_hint, os_hint_why = self._os_hint()
 
         defaulted = {k for k, v in (("memory", memory), ("maxmem", maxmem), ("vcpus", vcpus),
                                     ("maxvcpus", maxvcpus)) if v is None}
@@ -307,4 +312,20 @@ class _Reader:
             maxvcpus_line=maxvcpus_line, dialect=p.dialect, warnings=tuple(self.warnings),
             status=status, reason=reason,
             error_line=next((n for _, n in self.invalid if n is not None), None),
+            os_hint=os_hint, os_hint_why=os_hint_why,
         )
+
+    def _os_hint(self) -> tuple[Literal["linux", "windows"] | None, str | None]:
+        """Windows if ``viridian`` is on (Hyper-V enlightenments are for Windows); Linux (or
+        another PV-capable OS) if the config names a PV boot path (``kernel=``,
+        ``bootloader=``); else unknown. Read quietly: these keys are not XSA-97's."""
+        v = self.cfg.find("viridian")
+        if v is not None:
+            on = v.is_list or xlcfg.get_defbool(self.cfg, "viridian").value is True
+            if on:
+                return "windows", f"viridian (line {v.line}): a Windows guest"
+        for key in ("kernel", "bootloader"):
+            s = self.cfg.find(key)
+            if s is not None and not s.is_list and s.value:
+                return "linux", f"{key} = {s.value!r} (line {s.line}): a PV-capable OS"
+        return None, None
