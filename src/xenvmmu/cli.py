@@ -33,6 +33,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "run a scenario on a modelled Xen host and measure the stalls"),
     ("sweep", "xenvmmu.commands.sweep",
      "run simulate over a grid of releases, paging modes and sizes (resumable)"),
+    ("advisories", "xenvmmu.commands.advisories",
+     "the advisories the audit knows, with the source of every fact"),
     ("report", "xenvmmu.commands.report",
      "the audit, a sweep and their figures in one self-contained HTML file"),
     ("calibrate", "xenvmmu.commands.calibrate", "measure this host's costs per unit of work"),

@@ -61,6 +61,23 @@ class Mitigation:
 
 
 @dataclass(frozen=True)
+class AdvisoryFinding:
+    """The guest against one advisory of the registry (``xenvmmu.advisories``): the
+    advisory's operations, their longest section (high and low end of the cost ranges), the
+    verdict on the budget, whether this release has the fix, why, and what helps."""
+
+    id: str  # "XSA-97"
+    cves: tuple[str, ...]
+    verdict: Verdict
+    worst_case_ms: float | None
+    worst_case_ms_low: float | None
+    operations: tuple[str, ...]
+    fixed: bool | None  # None: the registry cannot tell for this build
+    reasons: tuple[str, ...] = ()
+    mitigations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Finding:
     """Per-guest XSA-97 exposure on one host."""
 
@@ -85,6 +102,8 @@ class Finding:
     decisive: SourceRef | None = None  # the setting that decides (SARIF location)
     #: ``worst_case_ms`` at the low end of the cost ranges (``worst_case_ms`` is the high end)
     worst_case_ms_low: float | None = None
+    #: one entry per applicable advisory of the registry, XSA-97 first
+    advisories: tuple[AdvisoryFinding, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..advisories import registry
 from ..costs import CostProfile
 from ..model.spec import DomainSpec
 from ..severity import WATCHDOG_TIMEOUT_S, severity_for, watchdog_panic_ms
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Paging, Profile, Unknown
-from .findings import Finding, Mitigation, OpStall, Severity, SourceRef, Verdict, clean_text
+from .findings import (
+    AdvisoryFinding,
+    Finding,
+    Mitigation,
+    OpStall,
+    Severity,
+    SourceRef,
+    Verdict,
+    clean_text,
+)
 from .mitigations import mitigations_for, op_stalls
 from .operations import (
     RESIDUAL_WHY,
@@ -89,6 +99,67 @@ def guest_pages(guest: GuestSpec) -> int | None:
     if guest.maxmem_mib is not None:
         return guest.maxmem_mib * 256
     return None
+
+
+def advisory_findings(
+    guest: GuestSpec, host: HostSpec, profile: Profile, ops: tuple[OpStall, ...],
+    xsa97_fixes: tuple[Mitigation, ...], settings: AuditSettings,
+) -> tuple[AdvisoryFinding, ...]:
+    """One finding per registry advisory that applies to this guest (its arch, type and
+    paging mode), from the advisory's own operations. XSA-97 keeps the guest's verdict and
+    mitigations; the others get theirs from their data file and this release."""
+    by_op = {o.op: o for o in ops}
+    mode = "shadow" if "shadow_blow_tables" in by_op else "hap"
+    out: list[AdvisoryFinding] = []
+    for adv in registry():
+        if host.arch not in adv.arch or guest.type not in adv.guest_types:
+            continue
+        if mode not in adv.paging:
+            continue
+        mine = [by_op[name] for name in adv.operations if name in by_op]
+        if not mine:
+            continue
+        worst = max(o.worst_case_ms for o in mine)
+        low = max(o.worst_case_ms_low for o in mine)
+        verdict: Verdict = "affected" if worst >= settings.budget_ms else "not_affected"
+        # the release table where it carries the fix (it knows --patched and -pre builds)
+        fixed = (bool(getattr(profile.paging, adv.behaviour)) if adv.behaviour
+                 else adv.fixed_in(profile.version))
+        longest = max(mine, key=lambda o: o.worst_case_ms)
+        reasons = [f"{adv.id} ({', '.join(adv.cves)}): {adv.title}; longest section "
+                   f"{longest.op}, {format_ms_range(low, worst)} ms"]
+        fixes: list[str] = []
+        if adv.id == "XSA-97":
+            fixes = [m.text for m in xsa97_fixes]
+        elif adv.fixed_from == "none":
+            when = dict(adv.support_change).get(f"{profile.version.major}."
+                                                f"{profile.version.minor}")
+            said = ("this release's SUPPORT.md says so" if adv.support_changed_in(profile.version)
+                    else f"declared from {when}" if when else "declared in later releases")
+            reasons.append(f"no release makes these operations preemptible: shadow paging is "
+                           f"supported, not security supported ({said})")
+            if host.cpu_hap is not False:
+                fixes.append("Use HAP instead of shadow paging (no hap = 0 in the config or "
+                             "on the Xen command line); no upgrade fixes shadow paging.")
+            fixes.append("Build Xen with CONFIG_SHADOW_PAGING=n if no guest needs it.")
+        elif not fixed:
+            first = dict(adv.first_fixed).get(f"{profile.version.major}."
+                                              f"{profile.version.minor}")
+            target = first if first and first != "none" else adv.fixed_from
+            fixes.append(f"Upgrade Xen to {target} or later ({adv.id} fixed).")
+        out.append(AdvisoryFinding(
+            id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst,
+            worst_case_ms_low=low, operations=tuple(o.op for o in mine), fixed=fixed,
+            reasons=tuple(reasons), mitigations=tuple(fixes) if verdict == "affected" else (),
+        ))
+    return tuple(out)
+
+
+def format_ms_range(low: float, high: float) -> str:
+    """``low-high`` ms as the table prints it (one figure when they round alike)."""
+    from .format.base import format_ms_range as fmt  # one number format for every output
+
+    return fmt(low, high)
 
 
 def cve_for(mode: Paging, profile: Profile) -> str | None:
@@ -183,8 +254,10 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
             f"{panic_ms:,.0f} ms can panic the host (its timer ticks once a second)"
         )
     fixes = mitigations_for(guest, host, profile, spec, settings) if verdict == "affected" else ()
+    advisories = advisory_findings(guest, host, profile, ops, fixes, settings)
     return _finish(
-        {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3)},
+        {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3),
+         "advisories": advisories},
         verdict,
         reasons,
         severity=severity_for(worst, settings.budget_ms,
