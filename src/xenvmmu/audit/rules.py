@@ -226,26 +226,27 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         reasons.append(vendor_reason)
     worst = worst_ms(ops)
     worst_op = max((o for o in ops if not o.related), key=lambda o: o.worst_case_ms)
+    worst_low = worst_ms(ops, low=True)
     verdict = "affected" if worst >= settings.budget_ms else "not_affected"
     budget = f"{settings.budget_ms:g} ms budget"
     if verdict == "affected":
         reasons.append(
-            f"{worst_op.op} can hold a CPU for about {worst:,.0f} ms without a preemption "
-            f"point (above the {budget}); started by the {_who(worst_op.started_by)}, made "
-            f"long by the {_who(worst_op.sized_by)}"
+            f"{worst_op.op} can hold a CPU for {format_ms_range(worst_low, worst)} ms without a "
+            f"preemption point (above the {budget} at the high end); started by the "
+            f"{_who(worst_op.started_by)}, made long by the {_who(worst_op.sized_by)}"
         )
         if worst_op.residual:
             reasons.append(f"residual exposure, not CVE-2014-5146: {RESIDUAL_WHY[worst_op.op]}")
     else:
         reasons.append(
-            f"longest non-preemptible section about {worst:,.3f} ms, within the {budget}"
+            f"longest non-preemptible section {format_ms_range(worst_low, worst)} ms, within "
+            f"the {budget}"
         )
-    worst_low = worst_ms(ops, low=True)
     if verdict == "affected" and worst_low < settings.budget_ms:
         reasons.append(
-            f"depends on the hardware: at the low end of the cost ranges it is about "
-            f"{worst_low:,.1f} ms, within the budget (give this host's measured costs with "
-            "--costs)"
+            f"depends on the hardware: at the low end of the cost ranges it is "
+            f"{format_ms_range(worst_low, worst_low)} ms, within the budget (measure this host "
+            "with `xenvmmu calibrate` and give the result with --costs)"
         )
     panic_ms = watchdog_panic_ms(host.watchdog_timeout or WATCHDOG_TIMEOUT_S)
     if host.watchdog and worst >= panic_ms:
