@@ -83,3 +83,30 @@ def test_advisories_command(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert text.startswith("XSA-97") and "XSA-495" in text and "source" in text
     assert main(["advisories", "XSA-999"]) == 2
+
+
+def _evtchn(version: str, channels: int | None, kind: str = "hvm"):  # type: ignore[no-untyped-def]
+    host = host_from_flags(version, cpu_vendor="intel")
+    cfg = f'name = "g"\nbuilder = "{"hvm" if kind == "hvm" else "generic"}"\nmemory = 1024\n'
+    if kind != "hvm" and host.profile().xl_type_key:
+        cfg += f'type = "{kind}"\n'
+    if channels is not None:
+        cfg += f"max_event_channels = {channels}\n"
+    guest = guest_from_xlcfg(cfg.encode(), host.profile(), source="g.cfg")
+    f = assess(guest, host, host.profile(), SETTINGS)
+    return {a.id: a for a in f.advisories}["XSA-344"]
+
+
+def test_xsa344_many_event_channels_before_the_fix() -> None:
+    x = _evtchn("4.13.0", 131071)
+    assert x.verdict == "affected" and x.fixed is False
+    assert x.worst_case_ms is not None and x.worst_case_ms >= SETTINGS.budget_ms
+    assert "Upgrade Xen to 4.13.2 or later (XSA-344 fixed)." in x.mitigations
+    assert any(m.startswith("Set max_event_channels = ") for m in x.mitigations)
+    # the default 1023 channels are harmless; the fix bounds every section to 64 ports
+    assert _evtchn("4.13.0", None).verdict == "not_affected"
+    fixed = _evtchn("4.13.2", 131071)
+    assert fixed.verdict == "not_affected" and fixed.fixed is True
+    assert fixed.worst_case_ms is not None and fixed.worst_case_ms < 0.1
+    # PV guests too: the event channels are not a paging matter
+    assert _evtchn("4.13.0", 131071, kind="pv").verdict == "affected"

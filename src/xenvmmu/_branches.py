@@ -109,6 +109,7 @@ class Branch:
     watchdog_custom: Fix = _ALWAYS  # `watchdog` is a custom option that knows `force`
     ept_flush_deferred: Fix = _ALWAYS  # EPT: one sync per p2m lock hold, not per entry
     hw_caps_featureset: bool = True  # `xl info` hw_caps in the 4.7+ featureset word order
+    evtchn_reset: Fix = _ALWAYS  # XSA-344: evtchn_reset() checks for preemption every 64 ports
 
 
 _SWEEP = Fix(None, "HAP global type change walks the whole p2m (before Xen 4.5)")
@@ -120,6 +121,11 @@ _NO_XSA410 = Fix(None, "no release of this branch has the XSA-410 fix (nothing o
 #: @ RELEASE-4.14.6 l.772, @ RELEASE-4.15.4 l.776, @ RELEASE-4.16.3 l.784 and absent
 #: @ RELEASE-4.13.4 and @ RELEASE-4.16.2.
 _XSA410_DAY = ((date(2022, 10, 11), True),)
+
+
+def _xsa344(micro: int, commit: str) -> Fix:
+    return Fix(micro, f"XSA-344 backported (evtchn_reset preemption {commit}, 2020-09-22)",
+               stable=((date(2020, 9, 22), True),))
 
 
 def _xsa410_backport(micro: int, commit: str) -> Fix:
@@ -149,6 +155,12 @@ _LEGACY = Branch(
     # order puts them at word 1 bit 5 and word 3 bit 2 (xen/include/public/arch-x86/
     # cpufeatureset.h @ RELEASE-4.7.0 l.127, l.166; xen/arch/x86/sysctl.c @ RELEASE-4.7.0 l.78).
     hw_caps_featureset=False,
+    # XSA-344: evtchn_reset() closes every port with no preemption point (xen/common/
+    # event_channel.c @ RELEASE-4.13.0 l.1008-1030); 2785b2a9e0 (2020-09-22) checks every 64
+    # ports, first in RELEASE-4.15.0; backports first in 4.12.4, 4.13.2, 4.14.1; the
+    # stable-4.10/4.11 commits reached no release.
+    evtchn_reset=Fix(None, "evtchn_reset() is not preemptible (no release of this branch has "
+                           "the XSA-344 fix)"),
 )
 # 4.0-4.2: the hypervisor `hap` option was removed by 302b8a7c00 (2008-03-05) and re-added by
 # bf56007693 (2013-02-12), first in RELEASE-4.3.0 (no boolean_param("hap") in
@@ -220,12 +232,14 @@ BRANCHES: tuple[Branch, ...] = (
     replace(_FIXED_LEGACY, branch=(4, 11), xl_type_key=True, cmdline_strict=True),
     # 4.12: xl makes Arm guests PVH by default.
     replace(_FIXED_LEGACY, branch=(4, 12), xl_type_key=True, arm_default_type="pvh",
-            cmdline_strict=True),
+            cmdline_strict=True, evtchn_reset=_xsa344(4, "cfd61e688f")),
     # 4.13: hap default = host cap_hap and hap=1 without HAP fails (948a4f6af3, d0c0ba7d3d);
     # virt_caps reports hap/shadow (948a4f6af3); libxl, not xl, computes the pool
     # (libxl_create.c @ RELEASE-4.13.0 l.1038, same formula); libxlu `+=` (a30910bfd7).
-    Branch((4, 13), xsa410=_xsa410_backport(5, "eed4ef4177"), pool_formula="xl"),
-    Branch((4, 14), xsa410=_xsa410_backport(6, "804f83bfba"), pool_formula="xl"),
+    Branch((4, 13), xsa410=_xsa410_backport(5, "eed4ef4177"), pool_formula="xl",
+           evtchn_reset=_xsa344(2, "b015fbe509")),
+    Branch((4, 14), xsa410=_xsa410_backport(6, "804f83bfba"), pool_formula="xl",
+           evtchn_reset=_xsa344(1, "03019c20b5")),
     Branch((4, 15), xsa410=_xsa410_backport(4, "b03074bb47"), pool_formula="xl"),
     Branch((4, 16), xsa410=_xsa410_backport(3, "a603386b42"), pool_formula="xl"),
     # 4.17: pool by guest type and paging mode (2c99281085, XSA-409 series, first in 4.17.0).

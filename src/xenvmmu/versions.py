@@ -102,7 +102,9 @@ class PagingBehaviour:
       (the 2015 change 0174da5b79 and its backports);
     * ``p2m_free_preemptible``: XSA-410, p2m pages freed with a check every 1024 pages;
     * ``ept_flush_deferred``: Intel EPT syncs once per p2m lock hold (4.7+), not once per
-      changed entry (an IPI round each, before 4.7).
+      changed entry (an IPI round each, before 4.7);
+    * ``evtchn_reset_preemptible``: XSA-344, the event-channel reset (the model runs it too)
+      checks for preemption every 64 ports.
     """
 
     logdirty_preemptible: bool = True
@@ -110,6 +112,7 @@ class PagingBehaviour:
     pool_teardown_preemptible: bool = True
     p2m_free_preemptible: bool = True
     ept_flush_deferred: bool = True
+    evtchn_reset_preemptible: bool = True
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,8 @@ def profile_for(
                 "restartable pool teardown", None)
     p2m = pick(row.xsa410, prev.xsa410 if prev else None,
                "the XSA-410 fix (preemptible p2m freeing)", "xsa410")
+    evtchn = pick(row.evtchn_reset, prev.evtchn_reset if prev else None,
+                  "the XSA-344 fix (preemptible evtchn_reset)", None)
     deferred = classify(row.ept_flush_deferred, prev.ept_flush_deferred if prev else None, v,
                         when, "the deferred EPT sync").value is True
     # a development build of unknown date reads the command line as the branch's release does
@@ -229,6 +234,7 @@ def profile_for(
             pool_teardown_preemptible=tear.value is True,
             p2m_free_preemptible=p2m.value is True,
             ept_flush_deferred=deferred,
+            evtchn_reset_preemptible=evtchn.value is True,
         ),
         pool_formula=row.pool_formula,
         hap_default_follows_host=row.hap_default_follows_host,

@@ -13,7 +13,7 @@ from xenvmmu.model.build import DomainSpec, build_domain
 from xenvmmu.model.constants import ENODATA, ShadowOp
 from xenvmmu.model.guest import write_range
 from xenvmmu.model.logdirty import log_dirty_disable, log_dirty_enable
-from xenvmmu.model.runner import Never, Sections, drive, run_to_completion
+from xenvmmu.model.runner import Always, Never, Sections, drive, run_to_completion
 from xenvmmu.model.teardown import paging_final_teardown, paging_teardown
 from xenvmmu.model.vram import VramRequest, track_dirty_vram
 from xenvmmu.model.work import Work
@@ -171,3 +171,19 @@ def test_pool_too_small_is_found_before_building() -> None:
     # shadow: Xen raises a small pool to its floor (128 pages per vCPU + 1 per MiB)
     shadow = replace(spec, paging="shadow")
     assert analytic.clean(shadow, R440).total.shadows_destroyed > 0
+
+
+@pytest.mark.parametrize("ports", [1, 2, 63, 64, 65, 66, 128, 129, 1023, 4096, 131071])
+@pytest.mark.parametrize("fixed", [False, True])
+def test_evtchn_reset_estimate_equals_generator(ports: int, fixed: bool) -> None:
+    from xenvmmu.model.evtchn import EvtchnReset
+    from xenvmmu.versions import PagingBehaviour
+
+    beh = PagingBehaviour(evtchn_reset_preemptible=fixed)
+    run = drive(EvtchnReset(ports, beh).op(False))
+    est = analytic.evtchn_reset(ports, beh)
+    _same(run.sections.runs, run.total, est)
+    assert run.total.evtchn_closes == (ports - 1 if fixed else ports)
+    # preempted at every check, it resumes where it stopped and closes every port once
+    comp = run_to_completion(EvtchnReset(ports, beh).op, Always())
+    assert comp.total == run.total and comp.rc == 0

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..advisories import registry
+from ..advisories import advisory, registry
 from ..costs import CostProfile
+from ..model import analytic
 from ..model.spec import DomainSpec
 from ..severity import WATCHDOG_TIMEOUT_S, severity_for, watchdog_panic_ms
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
@@ -155,6 +156,49 @@ def advisory_findings(
     return tuple(out)
 
 
+#: The most ports a guest can use: the FIFO event-channel ABI's 131,071 channels plus port 0
+#: (docs/man/xl.cfg.5.pod.in @ RELEASE-4.13.0 l.1322-1325).
+EVTCHN_MAX_PORTS = 131072
+
+
+def evtchn_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
+                    settings: AuditSettings) -> tuple[AdvisoryFinding, ...]:
+    """XSA-344 for any guest type: the event-channel reset of a guest that uses every port
+    ``max_event_channels`` allows (the guest's choice)."""
+    adv = advisory("XSA-344")
+    if host.arch not in adv.arch or guest.type not in adv.guest_types:
+        return ()
+    beh = profile.paging
+    ports = min(max(guest.max_event_channels, 1), EVTCHN_MAX_PORTS)
+    est = analytic.evtchn_reset(ports, beh)
+    worst = round(est.longest_ns(settings.costs.ns_per_unit) / 1e6, 3)
+    low = round(est.longest_ns(settings.costs.low_ns) / 1e6, 3)
+    verdict: Verdict = "affected" if worst >= settings.budget_ms else "not_affected"
+    fixed = beh.evtchn_reset_preemptible
+    where = (f" (line {guest.max_event_channels_line})" if guest.max_event_channels_line
+             else " (the default)")
+    reasons = [f"XSA-344 ({', '.join(adv.cves)}): {adv.title}; max_event_channels = "
+               f"{guest.max_event_channels}{where}: resetting {ports:,} ports takes "
+               f"{format_ms_range(low, worst)} ms "
+               f"{'in sections of 64 ports' if fixed else 'without a preemption point'}"]
+    fixes: list[str] = []
+    if verdict == "affected":
+        per_port = est.longest_ns(settings.costs.ns_per_unit) / ports
+        under = int(settings.budget_ms * 1e6 / per_port) if per_port else ports
+        if 1 <= under < ports:
+            fixes.append(f"Set max_event_channels = {min(under, 1023):,} or less (the default "
+                         "is 1023; a guest needing more channels needs the fix).")
+        if not fixed:
+            first = dict(adv.first_fixed).get(f"{profile.version.major}."
+                                              f"{profile.version.minor}")
+            target = first if first and first != "none" else adv.fixed_from
+            fixes.append(f"Upgrade Xen to {target} or later (XSA-344 fixed).")
+    return (AdvisoryFinding(
+        id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst, worst_case_ms_low=low,
+        operations=("evtchn_reset",), fixed=fixed, reasons=tuple(reasons),
+        mitigations=tuple(fixes)),)
+
+
 def format_ms_range(low: float, high: float) -> str:
     """``low-high`` ms as the table prints it (one figure when they round alike)."""
     from .format.base import format_ms_range as fmt  # one number format for every output
@@ -186,6 +230,8 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
     base = _facts(guest, host, profile)
     decision = effective_paging(guest, host, profile)
     reasons = list(decision.reasons)
+    if guest.status == "ok":
+        base["advisories"] = evtchn_findings(guest, host, profile, settings)
     if guest.status != "ok":
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
     if decision.mode is None:
@@ -255,7 +301,8 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
             f"{panic_ms:,.0f} ms can panic the host (its timer ticks once a second)"
         )
     fixes = mitigations_for(guest, host, profile, spec, settings) if verdict == "affected" else ()
-    advisories = advisory_findings(guest, host, profile, ops, fixes, settings)
+    advisories = (advisory_findings(guest, host, profile, ops, fixes, settings)
+                  + evtchn_findings(guest, host, profile, settings))
     return _finish(
         {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3),
          "advisories": advisories},

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from xenvmmu.model.constants import ENTRIES, P2M_TEARDOWN_BATCH, PAGE_SIZE, SHADOW_HASH_BUCKETS
+from xenvmmu.model.evtchn import EVTCHN_CHECK_EVERY
 from xenvmmu.model.runner import Sections, longest
 from xenvmmu.model.shadow import destroy_all_work
 from xenvmmu.model.shape import Shape, SlotShape
@@ -394,3 +395,23 @@ def track_vram(
     steady = (Work(entries_read=frames + known, entries_written=known, bytes_copied=2 * nbytes)
               + search * unknown + Work(tlb_flushes=1 if unknown else 0))
     return _estimate("vram_track", [_w(first), _CALL_END, _w(steady)])
+
+
+# -- event-channel reset (XSA-344) -------------------------------------------------------------
+@_cached
+def evtchn_reset(ports: int, beh: PagingBehaviour) -> Estimate:
+    """``evtchn_reset()`` of a domain with ``ports`` valid ports (see
+    :mod:`~xenvmmu.model.evtchn`): one section before the fix; with it, ports 1..64, then a
+    check after every 64th port, the last ports unchecked."""
+    if not beh.evtchn_reset_preemptible:
+        return _estimate("evtchn_reset", [_w(Work(evtchn_closes=ports))])
+    rest = ports - 1
+    first = min(rest, EVTCHN_CHECK_EVERY)
+    steps: list[Step] = [_w(Work(evtchn_closes=first))] if first else []
+    if first == EVTCHN_CHECK_EVERY:
+        steps.append(_CHECK)
+        full, tail = divmod(rest - first, EVTCHN_CHECK_EVERY)
+        steps += _repeat(Work(evtchn_closes=EVTCHN_CHECK_EVERY), full, True)
+        if tail:
+            steps.append(_w(Work(evtchn_closes=tail)))
+    return _estimate("evtchn_reset", steps)

@@ -86,6 +86,9 @@ class Work:
     hash_hops
         Pointer hops along a shadow hash chain (``shadow_hash_delete`` searches the chain of a
         destroyed shadow for its predecessor).
+    evtchn_closes
+        Event channels closed (``evtchn_close``: the port's lock, unbinding, notification of a
+        bound interdomain peer).
     """
 
     entries_read: int = 0
@@ -105,6 +108,7 @@ class Work:
     lock_round_trips: int = 0
     refcount_drops: int = 0
     hash_hops: int = 0
+    evtchn_closes: int = 0
 
     def __add__(self, other: Work) -> Work:
         if not isinstance(other, Work):
@@ -132,6 +136,7 @@ class Work:
             s.lock_round_trips + o.lock_round_trips,
             s.refcount_drops + o.refcount_drops,
             s.hash_hops + o.hash_hops,
+            s.evtchn_closes + o.evtchn_closes,
         )
 
     def __mul__(self, k: int) -> Work:
@@ -154,6 +159,7 @@ class Work:
             s.lock_round_trips * k,
             s.refcount_drops * k,
             s.hash_hops * k,
+            s.evtchn_closes * k,
         )
 
     __rmul__ = __mul__
@@ -178,6 +184,7 @@ class Work:
             or s.lock_round_trips
             or s.refcount_drops
             or s.hash_hops
+            or s.evtchn_closes
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -216,6 +223,7 @@ PROXY_WEIGHTS: Mapping[str, float] = {
     "lock_round_trips": 4.0,
     "refcount_drops": 4.0,
     "hash_hops": 1.0,
+    "evtchn_closes": 20.0,
 }
 
 

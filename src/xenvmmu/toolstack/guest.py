@@ -84,6 +84,10 @@ class GuestSpec:
     #: kernel= or bootloader=), "windows" (viridian, Hyper-V enlightenments), else None
     os_hint: Literal["linux", "windows"] | None = None
     os_hint_why: str | None = None
+    #: ``max_event_channels`` (xl.cfg, default 1023: docs/man/xl.cfg.5.pod.in @ RELEASE-4.13.0
+    #: l.1317-1325; ``b_info->event_channels``), and its line
+    max_event_channels: int = 1023
+    max_event_channels_line: int | None = None
 
     @property
     def pvh_v1(self) -> bool:
@@ -281,6 +285,7 @@ class _Reader:
         shadow, shadow_line = self._number("shadow_memory", kib=True)
         on_reboot = self._get(xlcfg.get_string, "on_reboot")
         os_hint, os_hint_why = self._os_hint()
+        evtchn, evtchn_line = self._number("max_event_channels", c_int=True)
 
         defaulted = {k for k, v in (("memory", memory), ("maxmem", maxmem), ("vcpus", vcpus),
                                     ("maxvcpus", maxvcpus)) if v is None}
@@ -313,6 +318,8 @@ class _Reader:
             status=status, reason=reason,
             error_line=next((n for _, n in self.invalid if n is not None), None),
             os_hint=os_hint, os_hint_why=os_hint_why,
+            max_event_channels=evtchn if evtchn is not None else 1023,
+            max_event_channels_line=evtchn_line,
         )
 
     def _os_hint(self) -> tuple[Literal["linux", "windows"] | None, str | None]:
