@@ -208,8 +208,7 @@ def test_undecodable_bytes_in_names_survive_every_format(
     )
     assert rc == 1
     text = out.read_bytes().decode("utf-8")  # valid UTF-8, the bytes shown as \xNN
-    shown = "caf%5Cxe9%5Cxff" if fmt == "openvex" else "caf\\xe9\\xff"  # an IRI is %-encoded
-    assert shown in text.replace("\\\\", "\\")
+    assert "caf\\xe9\\xff" in text.replace("\\\\", "\\")  # OpenVEX: in the status notes
     capsys.readouterr()
 
 
@@ -244,3 +243,115 @@ def test_cpu_vendor_and_arch_spellings(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["audit", "--xen-version", "4.17.0", "--arch", "sparc", str(cfg)])
+
+
+# --- the table's options, streamed output, formats by their specs -------------------------------
+
+
+def _fleet_with_twins(d: Path) -> Path:
+    """Two guests named "web" (one affected on 4.4.0, one not), and a third in a subdir."""
+    (d / "a").mkdir(parents=True)
+    (d / "b").mkdir()
+    _write(d / "a", "web.cfg", 'name="web"\nbuilder="hvm"\nmemory=262144\n')
+    _write(d / "b", "web.cfg", 'name="web"\nbuilder="hvm"\nmemory=512\n')
+    _write(d, "pv.cfg", 'name="pv"\nmemory=2048\n')
+    return d
+
+
+def test_verbose_summary_and_wide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = str(_fleet_with_twins(tmp_path))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["audit", "--xen-version", "4.4.0", fleet]) == 1
+    plain = capsys.readouterr().out
+    rows = plain.splitlines()
+    assert [r.split()[:2] for r in rows[1:4]] == [["pv", "pv.cfg"], ["web", "a/web.cfg"],
+                                                 ["web", "b/web.cfg"]]
+    assert "\nFIXED: whether the release has the xsa97-hap fix" in plain
+    assert "pv: not affected" not in plain
+    assert main(["audit", "--xen-version", "4.4.0", "-v", fleet]) == 1
+    verbose = capsys.readouterr().out
+    assert "pv: not affected" in verbose and "web: not affected" in verbose
+    assert main(["audit", "--xen-version", "4.4.0", "--summary", fleet]) == 1
+    summary = capsys.readouterr().out
+    assert summary.startswith("Verdicts:    1 affected, 2 not affected, 0 unknown\n")
+    assert "Releases:    Xen 4.4.0: 3\n" in summary and "The 2 worst guests:" in summary
+    assert "FIXED:" not in summary
+    # a narrow terminal (COLUMNS): fitted; --wide: not
+    monkeypatch.setenv("COLUMNS", "70")
+    assert main(["audit", "--xen-version", "4.4.0", fleet]) == 1
+    narrow = capsys.readouterr().out
+    assert all(len(line) <= 70 for line in narrow.splitlines()[:4])
+    assert "left out; --wide shows" in narrow
+    assert main(["audit", "--xen-version", "4.4.0", "--wide", fleet]) == 1
+    assert capsys.readouterr().out == plain
+
+
+def test_summary_is_for_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _write(tmp_path, "a.cfg", 'name="a"\nmemory=512\n')
+    assert main(["audit", "--xen-version", "4.4.0", "--format", "json", "--summary",
+                 str(cfg)]) == 2
+    assert "--summary is for --format table" in capsys.readouterr().err
+
+
+def test_duplicate_names_sarif_and_openvex_by_their_specs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .audit.test_format_openvex import check_openvex_rules
+    from .audit.test_format_sarif import check_sarif_rules
+
+    fleet = str(_fleet_with_twins(tmp_path / "g"))
+    uuid = "6c1c9b44-2f7e-4c0e-9d55-0d3c3b1e7a10"
+    _write(tmp_path / "g", "running.json", json.dumps([{"domid": 3, "config": {
+        "c_info": {"name": "web", "type": "hvm", "uuid": uuid},
+        "b_info": {"max_memkb": 1 << 28, "target_memkb": 1 << 28, "max_vcpus": 4}}}]))
+    schemas = SHARED / "schemas"
+    assert main(["audit", "--xen-version", "4.4.0", "--format", "openvex", fleet]) == 1
+    vex = json.loads(capsys.readouterr().out)
+    schema = json.loads((schemas / "openvex-schema-0.2.0.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(vex)
+    check_openvex_rules(vex, guests=4)  # three guests called "web": three products
+    assert f"urn:uuid:{uuid}" in {s["products"][0]["@id"] for s in vex["statements"]}
+    by_product = {(s["products"][0]["@id"].rsplit("/", 2)[-2:][0], s["vulnerability"]["name"]):
+                  s["status"] for s in vex["statements"]}
+    assert by_product[("a", "CVE-2014-5146")] == "affected"
+    assert by_product[("b", "CVE-2014-5146")] == "not_affected"
+    assert main(["audit", "--xen-version", "4.4.0", "--format", "sarif", fleet]) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    schema = json.loads((schemas / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(sarif)
+    check_sarif_rules(sarif)
+
+
+def test_nothing_written_when_nothing_was_readable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "report.json"
+    out.parent.mkdir()
+    assert main(["audit", "--xen-version", "4.4.0", "--format", "json", "--output", str(out),
+                 str(tmp_path / "missing")]) == 2
+    assert list(out.parent.iterdir()) == []
+    capsys.readouterr()
+
+
+def test_a_write_failing_midway_leaves_the_old_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xenvmmu.audit.format import FORMATS
+
+    out = tmp_path / "out" / "report.json"
+    out.parent.mkdir()
+    out.write_text("old\n")
+    real = FORMATS["json"].write
+
+    def full_disk(self: object, audit: object, stream: object) -> None:
+        real(self, audit, stream)  # type: ignore[arg-type]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FORMATS["json"], "write", full_disk)
+    rc = main(["audit", "--xen-version", "4.4.0", "--format", "json", "--output", str(out),
+               str(EXAMPLES / "guests")])
+    assert rc == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "old\n" and [p.name for p in out.parent.iterdir()] == ["report.json"]

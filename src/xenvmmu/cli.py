@@ -28,6 +28,8 @@ from . import __version__
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("audit", "xenvmmu.commands.audit",
      "which guests can stall a CPU (XSA-97), for how long, and the fix"),
+    ("explain", "xenvmmu.commands.explain",
+     "one guest: its config with the deciding lines, every reason and operation, the fix"),
     ("parse", "xenvmmu.commands.parse", "parse xl.cfg files exactly as xl does"),
     ("simulate", "xenvmmu.commands.simulate",
      "run a scenario on a modelled Xen host and measure the stalls"),

@@ -115,11 +115,14 @@ def test_residual_has_its_own_identity_in_every_format() -> None:
     f = _assess("4.4.2")
     report = AuditReport(findings=(f,), budget_ms=SETTINGS.budget_ms, tool_version="t")
     sarif = json.loads(get_formatter("sarif").render(report))
-    (result,) = sarif["runs"][0]["results"]
+    result, *related = sarif["runs"][0]["results"]  # then the related findings (teardown)
     assert result["ruleId"] == "HAP-TYPE-SWEEP-RESIDUAL" and result["kind"] == "fail"
     assert "CVE-2014-5146" not in result["properties"]["tags"]
+    assert all(r["ruleId"] in ("XSA-410-TEARDOWN", "RELATED-OPERATION") for r in related)
     vex = json.loads(get_formatter("openvex").render(report))
-    (statement,) = vex["statements"]
+    statement, shadow = vex["statements"]  # a statement for each CVE
+    assert shadow["vulnerability"]["name"] == "CVE-2014-5149"
+    assert shadow["justification"] == "vulnerable_code_not_in_execute_path"
     assert statement["vulnerability"]["name"] == "CVE-2014-5146"
     assert statement["status"] == "not_affected"  # the host has that fix
     assert statement["justification"] == "vulnerable_code_not_present"

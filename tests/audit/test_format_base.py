@@ -208,7 +208,7 @@ def sample_report() -> AuditReport:
 
 
 def test_registry_has_every_format() -> None:
-    assert sorted(FORMATS) == ["json", "markdown", "openvex", "prometheus", "sarif", "table"]
+    assert sorted(FORMATS) == ["csv", "json", "markdown", "openvex", "prometheus", "sarif", "table"]
     assert DEFAULT_FORMAT == "table"
     for name, cls in FORMATS.items():
         assert cls.name == name

@@ -114,6 +114,7 @@ def test_affected_hap_guest_whole() -> None:
              "reference": "2015 pool teardown fix"},
         ],
         "paging_reasons": ["hap not set in the config; the host supports HAP"],
+        "uuid": None,
     }
 
 
@@ -172,6 +173,7 @@ def test_round_trip_to_findings() -> None:
             ops=tuple(_op_back(o) for o in g["operations"]),
             paging_reasons=tuple(g["paging_reasons"]),
             decisive=None if d is None else SourceRef(d["path"], d["line"], d["key"]),
+            uuid=g["uuid"],
         )
 
     def _op_back(o: dict) -> OpStall:  # type: ignore[type-arg]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 
-from xenvmmu.audit.findings import AuditReport, Mitigation
+from xenvmmu.audit.findings import AuditReport, AuditStream, Mitigation, OpStall
 from xenvmmu.audit.format import MarkdownFormatter, write_atomic
 from xenvmmu.audit.format.markdown import md, md_item
 
-from .test_format_base import BIG_HAP, sample_report
+from .test_format_base import BIG_HAP, SMALL, sample_report
 
 
 def render() -> str:
@@ -78,6 +79,11 @@ def test_affected_guest_section() -> None:
         "- HAP guest on Xen 4.4.0, which predates the xsa97-hap fix\n"
         "- a log-dirty CLEAN of 64 GiB is one non-preemptible walk of 1234.5 ms\n"
         "\n"
+        "Related findings (outside the verdict):\n"
+        "\n"
+        "- teardown\\_relinquish (medium) can hold a CPU for 40.0 ms without a preemption point "
+        "(outside the verdict); started by the toolstack \\[2015 pool teardown fix\\]\n"
+        "\n"
         "Mitigations, cheapest first:\n"
         "\n"
         "1. Upgrade Xen to 4.4.1 or later. (`upgrade`)\n"
@@ -132,3 +138,37 @@ def test_written_atomically(tmp_path: Path) -> None:
     write_atomic(out, render())
     assert out.read_text(encoding="utf-8") == render()
     assert [p.name for p in tmp_path.iterdir()] == ["audit.md"]
+
+
+def test_verbose_has_a_section_per_guest() -> None:
+    text = MarkdownFormatter(verbose=True).render(sample_report())
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[2:8] == [
+        "## big-hap: affected (high)",
+        "## shadow-db: affected (medium)",
+        "## pv-web: not affected",
+        "## xm-guest.cfg: unknown",
+        '## we"ird\\\\nname\\\\\\\\ü-日本: not affected',
+        "## small: not affected",
+    ]
+    assert ("## small: not affected\n\n- Decided by: guests/small.cfg\n"
+            "- CVE: CVE-2014-5146\n") in text
+    assert "- the longest non-preemptible section, 9.5 ms, is within the budget\n" in text
+
+
+def test_related_finding_of_a_guest_not_affected_has_a_section() -> None:
+    teardown = OpStall("teardown_final", ("toolstack",), False, 235.0, related=True,
+                       reference="XSA-410 (CVE-2022-33746)")
+    guest = replace(SMALL, xsa97_fixed=True, ops=(teardown,))
+    text = MarkdownFormatter().render(AuditReport(findings=(guest,)))
+    assert ("## small: not affected\n\n- Decided by: guests/small.cfg\n" in text)
+    assert ("Related findings (outside the verdict):\n\n- teardown\\_final (high) can hold a "
+            "CPU for 235 ms without a preemption point (outside the verdict); started by the "
+            "toolstack \\[XSA-410 (CVE-2022-33746)\\]\n") in text
+    assert "Reasons:" not in text  # a verdict that needs no attention: reasons with -v only
+
+
+def test_streamed_output_equals_render() -> None:
+    out = io.StringIO()
+    MarkdownFormatter().write(AuditStream.of(sample_report()), out)
+    assert out.getvalue() == render()

@@ -11,11 +11,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from xenvmmu.audit.findings import AuditReport
+from xenvmmu.audit.findings import AuditReport, SourceRef
 from xenvmmu.audit.format import OpenVexFormatter, write_atomic
 from xenvmmu.audit.format.openvex import timestamp_text
 
-from .test_format_base import BIG_HAP, SMALL, WEIRD, sample_report
+from .test_format_base import BIG_HAP, PV, SHADOW, SMALL, WEIRD, XM, sample_report
 
 TS = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -70,18 +70,26 @@ def test_statuses_and_justifications() -> None:
         )
         for s in render(sample_report())["statements"]
     ]
+    path = "urn:xenvmmu:guest:path:"
+    not_run = "vulnerable_code_not_in_execute_path"
     assert rows == [
-        ("xenvmmu:guest/big-hap", "CVE-2014-5146", "affected", None),
-        ("xenvmmu:guest/shadow-db", "CVE-2014-5149", "affected", None),
-        ("xenvmmu:guest/pv-web", "CVE-2014-5146", "not_affected",
-         "vulnerable_code_not_in_execute_path"),
+        (f"{path}guests/big-hap.cfg", "CVE-2014-5146", "affected", None),
+        (f"{path}guests/big-hap.cfg", "CVE-2014-5149", "not_affected", not_run),
+        (f"{path}guests/shadow-db.cfg", "CVE-2014-5146", "not_affected", not_run),
+        (f"{path}guests/shadow-db.cfg", "CVE-2014-5149", "affected", None),
+        # PV: neither paging mode's code runs
+        (f"{path}guests/pv-web.cfg", "CVE-2014-5146", "not_affected", not_run),
+        (f"{path}guests/pv-web.cfg", "CVE-2014-5149", "not_affected", not_run),
         # paging unknown: either CVE may apply
-        ("xenvmmu:guest/legacy%2Fxm-guest.cfg", "CVE-2014-5146", "under_investigation", None),
-        ("xenvmmu:guest/legacy%2Fxm-guest.cfg", "CVE-2014-5149", "under_investigation", None),
-        ("xenvmmu:guest/we%22ird%0Aname%5C%C3%BC-%E6%97%A5%E6%9C%AC", "CVE-2014-5146",
-         "not_affected", "vulnerable_code_not_present"),
-        ("xenvmmu:guest/small", "CVE-2014-5146", "not_affected",
-         "inline_mitigations_already_exist"),
+        (f"{path}legacy/xm-guest.cfg", "CVE-2014-5146", "under_investigation", None),
+        (f"{path}legacy/xm-guest.cfg", "CVE-2014-5149", "under_investigation", None),
+        # HAP on a fixed release: the non-preemptible walk is gone
+        (f"{path}guests/odd%20name.cfg", "CVE-2014-5146", "not_affected",
+         "vulnerable_code_not_present"),
+        (f"{path}guests/odd%20name.cfg", "CVE-2014-5149", "not_affected", not_run),
+        # within the budget: present, reachable, adversary-driven: no justification applies
+        (f"{path}guests/small.cfg", "CVE-2014-5146", "not_affected", None),
+        (f"{path}guests/small.cfg", "CVE-2014-5149", "not_affected", not_run),
     ]
 
 
@@ -94,7 +102,7 @@ def test_affected_statement_whole() -> None:
         },
         "products": [
             {
-                "@id": "xenvmmu:guest/big-hap",
+                "@id": "urn:xenvmmu:guest:path:guests/big-hap.cfg",
                 "subcomponents": [
                     {"identifiers": {"cpe23": "cpe:2.3:o:xen:xen:4.4.0:*:*:*:*:*:*:*"}}
                 ],
@@ -103,20 +111,23 @@ def test_affected_statement_whole() -> None:
         "status": "affected",
         "action_statement": "Upgrade Xen to 4.4.1 or later.",
         "status_notes": (
-            "guest read from guests/big-hap.cfg; worst-case non-preemptible section 1234 ms, "
-            "budget 30 ms"
+            'guest "big-hap" read from guests/big-hap.cfg; worst-case non-preemptible section '
+            "1234 ms, budget 30 ms"
         ),
     }
 
 
 def test_not_affected_statements_explain() -> None:
     statements = render(sample_report())["statements"]
-    assert statements[2]["impact_statement"] == "PV guests have no HAP or shadow paging"
-    assert statements[6]["impact_statement"] == (
+    assert statements[4]["impact_statement"] == "PV guests have no HAP or shadow paging"
+    assert statements[10]["impact_statement"] == (
         "the longest non-preemptible section, 9.5 ms, is within the budget; "
         "worst-case non-preemptible section 9.50 ms, budget 30 ms"
     )
-    assert statements[3]["status_notes"] == (
+    assert statements[11]["impact_statement"] == (
+        "the guest uses HAP; CVE-2014-5149 is in shadow paging's code, which it never runs"
+    )
+    assert statements[6]["status_notes"] == (
         "guest read from legacy/xm-guest.cfg:3; could not assess: xm configuration written "
         "in Python (line 3); not executed"
     )
@@ -132,8 +143,10 @@ def test_unparseable_version_gets_no_cpe(validator: jsonschema.Draft202012Valida
                                        replace(WEIRD, xen_version=None))))
     validator.validate(doc)
     assert [s["products"] for s in doc["statements"]] == [
-        [{"@id": "xenvmmu:guest/small"}],
-        [{"@id": "xenvmmu:guest/we%22ird%0Aname%5C%C3%BC-%E6%97%A5%E6%9C%AC"}],
+        [{"@id": "urn:xenvmmu:guest:path:guests/small.cfg"}],
+        [{"@id": "urn:xenvmmu:guest:path:guests/small.cfg"}],
+        [{"@id": "urn:xenvmmu:guest:path:guests/odd%20name.cfg"}],
+        [{"@id": "urn:xenvmmu:guest:path:guests/odd%20name.cfg"}],
     ]
 
 
@@ -167,3 +180,133 @@ def test_written_atomically(tmp_path: Path) -> None:
     write_atomic(out, text)
     assert out.read_text(encoding="utf-8") == text
     assert [p.name for p in tmp_path.iterdir()] == ["xenvmmu.openvex.json"]
+
+
+# --- the spec's rules, checked on whole documents -----------------------------------------------
+
+JUSTIFICATIONS = {
+    "component_not_present", "vulnerable_code_not_present",
+    "vulnerable_code_not_in_execute_path", "vulnerable_code_cannot_be_controlled_by_adversary",
+    "inline_mitigations_already_exist",
+}
+
+
+def check_openvex_rules(doc: dict[str, Any], guests: int) -> None:
+    """OpenVEX v0.2.0 rules the schema does not express, as xenvmmu promises them."""
+    seen: dict[tuple[str, str], str] = {}
+    products: dict[str, set[str]] = {}
+    for s in doc["statements"]:
+        cve = s["vulnerability"]["name"]
+        assert cve in ("CVE-2014-5146", "CVE-2014-5149")
+        assert s["vulnerability"]["@id"].endswith(cve)
+        for product in s["products"]:
+            key = (product["@id"], cve)
+            assert key not in seen, f"two statuses for {key}: {seen[key]}, {s['status']}"
+            seen[key] = s["status"]
+            products.setdefault(product["@id"], set()).add(cve)
+        if s["status"] == "not_affected":
+            # the spec: a justification or an impact statement; xenvmmu gives the impact always
+            assert s.get("impact_statement")
+            assert s.get("justification") in JUSTIFICATIONS | {None}
+            # a budget is not a mitigation that exists in the product
+            assert s.get("justification") != "inline_mitigations_already_exist"
+        else:
+            assert "justification" not in s and "impact_statement" not in s
+        if s["status"] == "affected":
+            assert s["action_statement"]
+        assert s["status_notes"]
+    # every guest: one identity, both CVEs
+    assert len(products) == guests
+    assert all(cves == {"CVE-2014-5146", "CVE-2014-5149"} for cves in products.values())
+
+
+def test_spec_rules_hold(validator: jsonschema.Draft202012Validator) -> None:
+    doc = render(sample_report())
+    validator.validate(doc)
+    check_openvex_rules(doc, guests=6)
+
+
+def test_duplicate_guest_names_never_contradict(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    """Two guests called "web" (one affected, one not) are two products, not one with both
+    statuses; two unnamed domains of one listing without a uuid too."""
+    web_a = replace(BIG_HAP, name="web", source=SourceRef("/etc/xen/a/web.cfg"))
+    web_b = replace(SMALL, name="web", source=SourceRef("/etc/xen/b/web.cfg"))
+    web_c = replace(SHADOW, name="web", source=SourceRef("/srv/web.cfg"))
+    twin = replace(XM, source=SourceRef("list.json"))
+    doc = render(AuditReport(findings=(web_a, web_b, web_c, twin, twin)))
+    validator.validate(doc)
+    check_openvex_rules(doc, guests=5)
+    ids = [s["products"][0]["@id"] for s in doc["statements"][::2]]
+    assert ids == [
+        "urn:xenvmmu:guest:path:/etc/xen/a/web.cfg",
+        "urn:xenvmmu:guest:path:/etc/xen/b/web.cfg",
+        "urn:xenvmmu:guest:path:/srv/web.cfg",
+        "urn:xenvmmu:guest:path:list.json",
+        "urn:xenvmmu:guest:path:list.json#2",
+    ]
+    statuses = [(s["products"][0]["@id"][-10:], s["status"]) for s in doc["statements"]
+                if s["vulnerability"]["name"] == "CVE-2014-5146"]
+    assert statuses[:2] == [("/a/web.cfg", "affected"), ("/b/web.cfg", "not_affected")]
+
+
+def test_listed_domains_are_identified_by_uuid(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    uuid = "5a2b2a3c-9f44-4c7b-a7c1-1f3c6a2e0d11"
+    one = replace(BIG_HAP, name="web", source=SourceRef("xl list -l"), uuid=uuid)
+    two = replace(SMALL, name="web", source=SourceRef("xl list -l"),
+                  uuid="0e9ab9c3-7a5f-4c61-9c0b-5d1a3f0e4b22")
+    doc = render(AuditReport(findings=(one, two)))
+    validator.validate(doc)
+    check_openvex_rules(doc, guests=2)
+    assert doc["statements"][0]["products"][0]["@id"] == f"urn:uuid:{uuid}"
+
+
+def test_pv_guest_not_affected_by_both_cves() -> None:
+    statements = render(AuditReport(findings=(PV,)))["statements"]
+    assert [(s["vulnerability"]["name"], s["status"], s["justification"]) for s in statements] == [
+        ("CVE-2014-5146", "not_affected", "vulnerable_code_not_in_execute_path"),
+        ("CVE-2014-5149", "not_affected", "vulnerable_code_not_in_execute_path"),
+    ]
+
+
+def test_budget_based_not_affected_has_an_impact_statement_only() -> None:
+    shadow_small = replace(SHADOW, verdict="not_affected", severity="none", worst_case_ms=12.0,
+                           reasons=("longest non-preemptible section about 12 ms, within the "
+                                    "30 ms budget",))
+    statements = render(AuditReport(findings=(SMALL, shadow_small)))["statements"]
+    budget = [statements[0], statements[3]]  # SMALL's CVE-2014-5146, the shadow guest's 5149
+    for s in budget:
+        assert s["status"] == "not_affected" and "justification" not in s
+        assert "budget 30 ms" in s["impact_statement"]
+
+
+def test_arm_host_has_no_x86_paging_code(validator: jsonschema.Draft202012Validator) -> None:
+    arm = replace(PV, guest_type="hvm", reasons=("Arm guests have no x86 paging",))
+    doc = render(AuditReport(findings=(arm,), host={"arch": "arm"}))
+    validator.validate(doc)
+    assert {s["justification"] for s in doc["statements"]} == {"vulnerable_code_not_present"}
+
+
+def test_residual_exposure_is_not_the_cve() -> None:
+    """4.4.2: the log-dirty walk is fixed, the HAP type sweep is not: affected, no CVE."""
+    residual = replace(BIG_HAP, cve=None, xsa97_fixed=True, xen_version="4.4.2",
+                       reasons=("residual exposure, not CVE-2014-5146: the type sweep",))
+    hap, shadow = render(AuditReport(findings=(residual,)))["statements"]
+    assert (hap["status"], hap["justification"]) == ("not_affected",
+                                                      "vulnerable_code_not_present")
+    assert "residual exposure" in hap["impact_statement"]
+    assert shadow["justification"] == "vulnerable_code_not_in_execute_path"
+
+
+def test_streamed_document_id_is_its_digest() -> None:
+    import hashlib
+
+    one = OpenVexFormatter(timestamp=TS).render(sample_report())
+    doc = json.loads(one)
+    start = one.index('"statements": [') + len('"statements": [')
+    body = one[start:one.rindex("\n  ]")]
+    digest = hashlib.sha256(("2024-05-01T12:00:00Z" + body).encode()).hexdigest()
+    assert doc["@id"] == f"urn:xenvmmu:vex:{digest}"

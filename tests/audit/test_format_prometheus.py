@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
-from xenvmmu.audit.findings import AuditReport
+from xenvmmu.audit.findings import AuditReport, SourceRef
 from xenvmmu.audit.format import PrometheusFormatter, write_atomic
 from xenvmmu.audit.format.prometheus import escape_label, format_value
 
-from .test_format_base import BIG_HAP, WEIRD_NAME, sample_report
+from .test_format_base import BIG_HAP, SMALL, WEIRD_NAME, XM, sample_report
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _HELP = re.compile(rf"^# HELP ({_NAME}) (.*)$")
@@ -206,3 +208,28 @@ def test_written_atomically_for_the_textfile_collector(tmp_path: Path) -> None:
     write_atomic(out, text)
     assert out.read_text(encoding="utf-8") == text
     assert [p.name for p in tmp_path.iterdir()] == ["xenvmmu.prom"]
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Prometheus) is not installed")
+@pytest.mark.parametrize("case", ["sample", "empty", "duplicates", "infinite"])
+def test_promtool_check_metrics(case: str) -> None:
+    """Prometheus's own checker (parser and lint) accepts the output, duplicate guest names
+    and unnamed domains of one listing included."""
+    twin = replace(XM, source=SourceRef("list.json"))
+    reports = {
+        "sample": sample_report(),
+        "empty": AuditReport(findings=()),
+        "duplicates": AuditReport(findings=(
+            replace(SMALL, name="web"), replace(BIG_HAP, name="web"),
+            replace(SMALL, name="web", source=SourceRef("other/small.cfg")), twin, twin, twin)),
+        "infinite": AuditReport(findings=(replace(BIG_HAP, worst_case_ms=math.inf),)),
+    }
+    assert PROMTOOL is not None
+    done = subprocess.run([PROMTOOL, "check", "metrics"], check=False, capture_output=True,
+                          text=True, input=PrometheusFormatter().render(reports[case]),
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not done.stdout.strip() and not done.stderr.strip()  # no lint problem either

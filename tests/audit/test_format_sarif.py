@@ -10,11 +10,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from xenvmmu.audit.findings import AuditReport, SourceRef
+from xenvmmu.audit.findings import AuditReport, OpStall, SourceRef
 from xenvmmu.audit.format import SarifFormatter, write_atomic
 from xenvmmu.audit.format.sarif import artifact_uri
 
-from .test_format_base import BIG_HAP, SHADOW, XM, sample_report
+from .test_format_base import BIG_HAP, PV, SHADOW, SMALL, XM, sample_report
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,15 @@ def test_run_and_rules() -> None:
         ("XSA-97-SHADOW", ["security", "XSA-97", "CVE-2014-5149"]),
         ("XSA-97-UNKNOWN", ["security", "XSA-97"]),
         ("HAP-TYPE-SWEEP-RESIDUAL", ["security", "XSA-97"]),
+        ("XSA-410-TEARDOWN", ["security", "XSA-410", "CVE-2022-33746"]),
+        ("RELATED-OPERATION", ["security", "XSA-97"]),
     ]
+    assert driver["informationUri"].startswith("https://")
     assert driver["rules"][0]["helpUri"] == "https://xenbits.xen.org/xsa/advisory-97.html"
+    assert driver["rules"][4]["helpUri"] == "https://xenbits.xen.org/xsa/advisory-410.html"
+    for rule in driver["rules"]:  # a rule per kind of finding, each with its help text
+        assert rule["help"]["text"].startswith(rule["fullDescription"]["text"])
+        assert rule["shortDescription"]["text"] and rule["name"]
     assert run["properties"]["budgetMs"] == 30.0
     assert run["properties"]["host"]["xen_version"] == "4.4.0"
 
@@ -75,13 +82,16 @@ def test_one_result_per_affected_or_unknown_guest() -> None:
     ]
     assert summary == [
         ("XSA-97-HAP", 0, "fail", "error", "guests/big-hap.cfg", {"startLine": 4}),
+        # big-hap's teardown: 40 ms, not preempted, over the budget: a related finding
+        ("XSA-410-TEARDOWN", 4, "fail", "warning", "guests/big-hap.cfg", {"startLine": 4}),
         ("XSA-97-SHADOW", 1, "fail", "warning", "guests/shadow-db.cfg", {"startLine": 7}),
-        ("XSA-97-UNKNOWN", 2, "review", "note", "legacy/xm-guest.cfg", {"startLine": 3}),
+        # §3.27.10: kind other than "fail" => level "none"
+        ("XSA-97-UNKNOWN", 2, "review", "none", "legacy/xm-guest.cfg", {"startLine": 3}),
     ]
 
 
 def test_messages_and_properties() -> None:
-    big, shadow, xm = render(sample_report())["runs"][0]["results"]
+    big, teardown, shadow, xm = render(sample_report())["runs"][0]["results"]
     assert big["message"]["text"] == (
         "Guest 'big-hap' (hap paging, Xen 4.4.0) can hold a physical CPU for up to 1234 ms "
         "without preemption (budget 30 ms). Fix: Upgrade Xen to 4.4.1 or later."
@@ -112,8 +122,16 @@ def test_messages_and_properties() -> None:
         "tags": ["security", "XSA-97", "CVE-2014-5146"],
     }
     assert xm["properties"]["guest"] is None and xm["properties"]["cve"] is None
-    fingerprints = {r["partialFingerprints"]["xenvmmuGuest/v1"] for r in (big, shadow, xm)}
-    assert len(fingerprints) == 3 and all(len(f) == 64 for f in fingerprints)
+    assert teardown["message"]["text"] == (
+        "Guest 'big-hap' (hap paging, Xen 4.4.0): teardown_relinquish can hold a physical CPU "
+        "for up to 40.0 ms without preemption (budget 30 ms); started by the toolstack. "
+        "Outside the XSA-97 verdict. Reference: 2015 pool teardown fix."
+    )
+    assert teardown["properties"]["operation"] == "teardown_relinquish"
+    assert teardown["properties"]["severity"] == "medium"
+    results = (big, teardown, shadow, xm)
+    fingerprints = {r["partialFingerprints"]["xenvmmuGuest/v1"] for r in results}
+    assert len(fingerprints) == 4 and all(len(f) == 64 for f in fingerprints)
 
 
 @pytest.mark.parametrize(
@@ -121,14 +139,14 @@ def test_messages_and_properties() -> None:
     [("critical", "error"), ("high", "error"), ("medium", "warning"), ("low", "note")],
 )
 def test_level_follows_severity(severity: str, level: str) -> None:
-    finding = replace(BIG_HAP, severity=severity)  # type: ignore[arg-type]
+    finding = replace(BIG_HAP, severity=severity, ops=())  # type: ignore[arg-type]
     (result,) = render(AuditReport(findings=(finding,)))["runs"][0]["results"]
     assert result["level"] == level
 
 
 def test_falls_back_to_the_guest_line_and_omits_unknown_lines() -> None:
     no_decisive = replace(SHADOW, decisive=None)
-    no_line = replace(BIG_HAP, decisive=None)
+    no_line = replace(BIG_HAP, decisive=None, ops=())
     results = render(AuditReport(findings=(no_decisive, no_line)))["runs"][0]["results"]
     assert results[0]["locations"][0]["physicalLocation"] == {
         "artifactLocation": {"uri": "guests/shadow-db.cfg"},
@@ -191,7 +209,7 @@ def test_unknown_guest_with_known_paging_uses_the_unknown_rule() -> None:
     finding = replace(XM, paging="hap", cve="CVE-2014-5146")
     (result,) = render(AuditReport(findings=(finding,)))["runs"][0]["results"]
     assert (result["ruleId"], result["level"], result["properties"]["cve"]) == (
-        "XSA-97-UNKNOWN", "note", "CVE-2014-5146",
+        "XSA-97-UNKNOWN", "none", "CVE-2014-5146",
     )
 
 
@@ -201,3 +219,76 @@ def test_written_atomically(tmp_path: Path) -> None:
     write_atomic(out, text)
     assert out.read_text(encoding="utf-8") == text
     assert [p.name for p in tmp_path.iterdir()] == ["xenvmmu.sarif"]
+
+
+# --- the spec's rules, checked on every result ------------------------------------------------
+
+
+def check_sarif_rules(doc: dict[str, Any]) -> None:
+    """SARIF 2.1.0 rules the schema does not express, as xenvmmu promises them."""
+    (run,) = doc["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert run["tool"]["driver"]["informationUri"]
+    fingerprints = []
+    for r in run["results"]:
+        # §3.27.10: a kind other than "fail" requires level "none"
+        if r["kind"] != "fail":
+            assert r["level"] == "none", r
+        else:
+            assert r["level"] in ("error", "warning", "note")
+        assert rules[r["ruleIndex"]]["id"] == r["ruleId"]  # §3.27.6-7
+        for loc in r["locations"] + r.get("relatedLocations", []):
+            region = loc["physicalLocation"].get("region")
+            if region is not None:
+                assert region["startLine"] >= 1  # §3.30.5
+        fingerprints.append(r["partialFingerprints"]["xenvmmuGuest/v1"])
+    assert len(fingerprints) == len(set(fingerprints))
+
+
+def test_spec_rules_hold(validator: jsonschema.protocols.Validator) -> None:
+    doc = render(sample_report())
+    validator.validate(doc)
+    check_sarif_rules(doc)
+
+
+def test_regions_only_where_a_line_is_known() -> None:
+    results = render(AuditReport(findings=(replace(BIG_HAP, ops=()), SHADOW, XM)))
+    regions = [r["locations"][0]["physicalLocation"].get("region")
+               for r in results["runs"][0]["results"]]
+    assert regions == [{"startLine": 4}, {"startLine": 7}, {"startLine": 3}]
+    lineless = replace(BIG_HAP, decisive=SourceRef("guests/big-hap.cfg", None, "memory"), ops=())
+    (r,) = render(AuditReport(findings=(lineless,)))["runs"][0]["results"]
+    assert "region" not in r["locations"][0]["physicalLocation"]
+
+
+def test_fingerprints_stable_across_runs_and_unique_within_one(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    first = render(sample_report())["runs"][0]["results"]
+    again = render(sample_report())["runs"][0]["results"]
+    assert [r["partialFingerprints"] for r in first] == [r["partialFingerprints"] for r in again]
+    # the fingerprint follows the guest, not its position in the run
+    alone = render(AuditReport(findings=(SHADOW,)))["runs"][0]["results"]
+    assert alone[0]["partialFingerprints"] == first[2]["partialFingerprints"]
+    # two unnamed domains of one listing: same rule, path and name, yet distinct results
+    twin = replace(XM, source=SourceRef("list.json"))
+    doc = render(AuditReport(findings=(twin, twin, twin)))
+    validator.validate(doc)
+    check_sarif_rules(doc)
+
+
+def test_related_finding_of_a_guest_that_is_not_affected(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    teardown = OpStall("teardown_final", ("toolstack",), False, 6000.0, related=True,
+                       reference="XSA-410 (CVE-2022-33746)")
+    resize = OpStall("set_allocation", ("toolstack",), False, 50.0, related=True)
+    guest = replace(SMALL, xsa97_fixed=True, ops=(resize, teardown))
+    doc = render(AuditReport(findings=(guest, PV), host={"watchdog_timeout_s": 5}))
+    validator.validate(doc)
+    check_sarif_rules(doc)
+    results = doc["runs"][0]["results"]
+    assert [(r["ruleId"], r["level"], r["properties"]["severity"]) for r in results] == [
+        ("XSA-410-TEARDOWN", "error", "critical"),  # longest first
+        ("RELATED-OPERATION", "warning", "medium"),
+    ]

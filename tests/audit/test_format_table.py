@@ -1,13 +1,18 @@
-"""``--format table``: the whole output, exactly."""
+"""``--format table``: the whole output, exactly; -v, related findings, SOURCE as the
+shortest unique path suffix, fitting to the terminal, the FIXED legend, --summary."""
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
 from pathlib import Path
 
-from xenvmmu.audit.findings import AuditReport
+from xenvmmu.audit.findings import AuditReport, AuditStream, OpStall, SourceRef
 from xenvmmu.audit.format import TableFormatter, write_atomic
+from xenvmmu.audit.format.base import shortest_unique_suffixes
+from xenvmmu.audit.format.table import LEGEND
 
-from .test_format_base import BIG_HAP, PV, sample_report
+from .test_format_base import BIG_HAP, PV, SMALL, sample_report
 
 EXPECTED = """\
 GUEST                 SOURCE         TYPE  PAGING  MEM MiB  POOL MiB  FIXED  WORST ms  VERDICT       SEVERITY
@@ -18,9 +23,12 @@ xm-guest.cfg          xm-guest.cfg   ?     -             ?         ?  no        
 we"ird\\nname\\\\ü-日本  odd name.cfg   hvm   hap        4096        34  yes       0.250  not affected  none
 small                 small.cfg      hvm   hap         512         5  no         9.50  not affected  none
 
+FIXED: whether the release has the xsa97-hap fix (the HAP log-dirty walk made preemptible: 4.3.4, 4.4.2, 4.5.0 and later, or --patched xsa97-hap; ? unknown). No release fixes shadow paging (CVE-2014-5149).
+
 big-hap: affected, high, CVE-2014-5146 (guests/big-hap.cfg:4, memory)
   - HAP guest on Xen 4.4.0, which predates the xsa97-hap fix
   - a log-dirty CLEAN of 64 GiB is one non-preemptible walk of 1234.5 ms
+  related: teardown_relinquish (medium) can hold a CPU for 40.0 ms without a preemption point (outside the verdict); started by the toolstack [2015 pool teardown fix]
   fix 1: Upgrade Xen to 4.4.1 or later. [upgrade]
   fix 2: Give the guest at most 1536 MiB. [shrink]
 shadow-db: affected, medium, CVE-2014-5149 (guests/shadow-db.cfg:7, hap)
@@ -69,6 +77,8 @@ def test_clean_report_has_no_detail_section() -> None:
         "pv-web  pv-web.cfg  pv    -          2048         ?  no            ?  not affected  "
         "none\n"
         "\n"
+        f"{LEGEND}\n"
+        "\n"
         "1 guest: 0 affected, 1 not affected, 0 unknown; budget 30 ms\n"
     )
 
@@ -80,12 +90,10 @@ def test_empty_report_is_just_the_summary() -> None:
 
 
 def test_details_without_mitigation_or_decisive_line() -> None:
-    from dataclasses import replace
-
-    bare = replace(BIG_HAP, mitigations=(), decisive=None, reasons=("too big",))
+    bare = replace(BIG_HAP, mitigations=(), decisive=None, reasons=("too big",), ops=())
     text = TableFormatter().render(AuditReport(findings=(bare,)))
     assert "big-hap: affected, high, CVE-2014-5146 (guests/big-hap.cfg)\n  - too big\n\n" in text
-    assert "fix " not in text
+    assert "fix 1" not in text
 
 
 def test_written_atomically(tmp_path: Path) -> None:
@@ -93,3 +101,127 @@ def test_written_atomically(tmp_path: Path) -> None:
     write_atomic(out, TableFormatter().render(sample_report()))
     assert out.read_text(encoding="utf-8") == EXPECTED
     assert [p.name for p in tmp_path.iterdir()] == ["audit.txt"]
+
+
+# --- -v, related findings, SOURCE, terminal width, --summary ---------------------------------
+
+TEARDOWN = OpStall("teardown_final", ("toolstack",), False, 235.0, related=True,
+                   reference="XSA-410 (CVE-2022-33746)", worst_case_ms_low=120.0)
+
+
+def test_verbose_gives_the_reasons_of_every_verdict() -> None:
+    quiet = TableFormatter().render(sample_report())
+    loud = TableFormatter(verbose=True).render(sample_report())
+    assert "small: not affected" not in quiet
+    assert ("small: not affected (guests/small.cfg)\n"
+            "  - the longest non-preemptible section, 9.5 ms, is within the budget\n") in loud
+    assert "pv-web: not affected (guests/pv-web.cfg)\n  - PV guests have no HAP or shadow" in loud
+    # every guest has its block, in input order
+    heads = [line.split(":")[0] for line in loud.splitlines() if line.endswith(")")
+             and not line.startswith(" ")]
+    assert heads == ["big-hap", "shadow-db", "pv-web", "xm-guest.cfg", 'we"ird\\nname\\\\ü-日本',
+                     "small"]
+
+
+def test_related_findings_listed_under_a_guest_that_is_not_affected() -> None:
+    fixed = replace(SMALL, xsa97_fixed=True, xen_version="4.16.0", ops=(TEARDOWN,))
+    text = TableFormatter().render(AuditReport(findings=(fixed,), budget_ms=30.0))
+    assert ("small: not affected (guests/small.cfg)\n"
+            "  related: teardown_final (high) can hold a CPU for 120-235 ms without a preemption "
+            "point (outside the verdict); started by the toolstack [XSA-410 (CVE-2022-33746)]\n"
+            ) in text
+    assert "  - the longest" not in text  # reasons only with -v: the verdict needs no attention
+    # preemptible or under the budget: not a finding
+    quiet = replace(TEARDOWN, preemptible=True)
+    short = replace(TEARDOWN, worst_case_ms=29.0)
+    for op in (quiet, short):
+        text = TableFormatter().render(AuditReport(findings=(replace(fixed, ops=(op,)),)))
+        assert "related:" not in text and "small: not affected" not in text
+
+
+def test_source_is_the_shortest_unique_path_suffix() -> None:
+    assert shortest_unique_suffixes(
+        ["/etc/xen/a/web.cfg", "/etc/xen/b/web.cfg", "/etc/xen/db.cfg", "web.cfg",
+         "x/y/web.cfg", "/srv/b/web.cfg"]
+    ) == {
+        "/etc/xen/a/web.cfg": "a/web.cfg",
+        "/etc/xen/b/web.cfg": "xen/b/web.cfg",
+        "/srv/b/web.cfg": "srv/b/web.cfg",
+        "/etc/xen/db.cfg": "db.cfg",
+        "web.cfg": "web.cfg",  # nothing shorter: the whole path
+        "x/y/web.cfg": "y/web.cfg",
+    }
+    assert shortest_unique_suffixes(["same.cfg", "same.cfg"]) == {"same.cfg": "same.cfg"}
+    one = replace(PV, source=SourceRef("/etc/xen/a/web.cfg"), name="web")
+    two = replace(PV, source=SourceRef("/etc/xen/b/web.cfg"), name="web")
+    lines = TableFormatter().render(AuditReport(findings=(one, two))).splitlines()
+    assert lines[1].split()[:2] == ["web", "a/web.cfg"]
+    assert lines[2].split()[:2] == ["web", "b/web.cfg"]
+
+
+def test_fitted_to_the_terminal_width() -> None:
+    wide = TableFormatter().render(sample_report())
+    assert max(len(line) for line in wide.splitlines()[:7]) > 100
+    for width in (100, 80, 60):
+        text = TableFormatter(width=width).render(sample_report())
+        lines = text.splitlines()
+        table = lines[:7]
+        # 60 cannot be met: the narrowest table (names and paths cut to 12) takes 68
+        assert all(len(line) <= max(width, 68) for line in table), width
+        assert all(len(line) <= width for line in lines if line.startswith(("  - ", "FIXED")))
+        assert "--wide shows" in text
+    hundred = TableFormatter(width=100).render(sample_report()).splitlines()
+    assert "POOL" not in hundred[0] and "TYPE" in hundred[0]  # the least needed column first
+    eighty = TableFormatter(width=80).render(sample_report()).splitlines()
+    assert eighty[0].split() == ["GUEST", "SOURCE", "PAGING", "WORST", "ms", "VERDICT",
+                                 "SEVERITY"]
+    assert eighty[5].startswith('we"ird\\nname\\\\ü-日本  ')  # columns go before names are cut
+    assert "(fitted to 80 columns: POOL MiB, TYPE, MEM MiB, FIXED left out; --wide shows" in (
+        "\n".join(eighty))
+    assert not any(line.startswith("FIXED:") for line in eighty)  # no column, no legend
+    sixty = TableFormatter(width=60).render(sample_report()).splitlines()
+    assert sixty[5].startswith('we"ird\\nnam…  ')  # cut at the end, with an ellipsis
+    assert "…adow-db.cfg" in sixty[2]  # a path keeps its end
+    assert "names and paths cut (…)" in " ".join(sixty)
+    # wide enough: the unfitted table, only the legend and long detail lines wrapped
+    roomy = TableFormatter(width=200).render(sample_report())
+    assert roomy.splitlines()[:8] == wide.splitlines()[:8]
+    assert "--wide" not in roomy
+    assert max(len(line) for line in roomy.splitlines()) <= 200
+
+
+def test_summary_only() -> None:
+    text = TableFormatter(summary_only=True).render(sample_report())
+    assert text == (
+        "Verdicts:    2 affected, 3 not affected, 1 unknown\n"
+        "Severities:  0 critical, 1 high, 1 medium, 4 none\n"
+        "Releases:    Xen 4.4.0: 5, Xen 4.5.0: 1\n"
+        "Related:     1 guest with a related finding (an operation outside the verdict that "
+        "reaches the budget; listed without --summary)\n"
+        "Input errors: 1\n"
+        "\n"
+        "The 4 worst guests:\n"
+        "GUEST                 SOURCE         PAGING  WORST ms  VERDICT       SEVERITY\n"
+        "big-hap               big-hap.cfg    hap         1234  affected      high\n"
+        "shadow-db             shadow-db.cfg  shadow      87.2  affected      medium\n"
+        "small                 small.cfg      hap         9.50  not affected  none\n"
+        'we"ird\\nname\\\\ü-日本  odd name.cfg   hap        0.250  not affected  none\n'
+        "\n"
+        "6 guests: 2 affected, 3 not affected, 1 unknown; budget 30 ms\n"
+    )
+
+
+def test_summary_keeps_the_ten_worst_of_many() -> None:
+    guests = tuple(replace(SMALL, name=f"g{i:03d}", source=SourceRef(f"d{i % 7}/g.cfg"),
+                           worst_case_ms=float(i % 50)) for i in range(300))
+    text = TableFormatter(summary_only=True).render(AuditReport(findings=guests))
+    rows = text.split("The 10 worst guests:\n")[1].splitlines()[1:11]
+    assert [r.split()[0] for r in rows] == ["g049", "g099", "g149", "g199", "g249", "g299",
+                                            "g048", "g098", "g148", "g198"]
+    assert rows[0].split()[1] == "d0/g.cfg"  # the suffix that tells d0/g.cfg from d1/g.cfg
+
+
+def test_streamed_output_equals_render() -> None:
+    out = io.StringIO()
+    TableFormatter(verbose=True).write(AuditStream.of(sample_report()), out)
+    assert out.getvalue() == TableFormatter(verbose=True).render(sample_report())

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -104,6 +105,8 @@ class Finding:
     worst_case_ms_low: float | None = None
     #: one entry per applicable advisory of the registry, XSA-97 first
     advisories: tuple[AdvisoryFinding, ...] = ()
+    #: the domain's uuid, for a guest read from ``xl list -l`` that has one (its identity)
+    uuid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,3 +132,80 @@ class AuditReport:
     budget_ms: float = 30.0
     tool_version: str = ""
     inputs_read: int = 0  # input files read (xl.cfg or JSON), whatever they held
+
+
+class AuditStream:
+    """One audit as it runs: the findings one at a time, for output that is written guest by
+    guest (:func:`xenvmmu.audit.api.iter_audit`; every format's ``write``).
+
+    Iterate once for the findings. What the output needs before the first guest is known
+    from the start (``host``, ``budget_ms``, ``tool_version``); ``errors``, ``inputs_read``
+    and the verdict ``counts`` are complete once the iteration has ended (``errors`` may grow
+    while it runs: the scan reports an unreadable file when it reaches it).
+    """
+
+    def __init__(
+        self,
+        findings: Iterable[Finding],
+        *,
+        errors: list[InputError] | None = None,
+        host: dict[str, object] | None = None,
+        budget_ms: float = 30.0,
+        tool_version: str = "",
+        inputs_read: int = 0,
+    ) -> None:
+        self._findings = iter(findings)
+        self._ahead: list[Finding] = []
+        self._started = False
+        self.errors: list[InputError] = errors if errors is not None else []
+        self.host: dict[str, object] = host if host is not None else {}
+        self.budget_ms = budget_ms
+        self.tool_version = tool_version
+        self.inputs_read = inputs_read
+        #: guests per verdict, counted as they go by
+        self.counts: dict[Verdict, int] = {"affected": 0, "not_affected": 0, "unknown": 0}
+
+    @classmethod
+    def of(cls, report: AuditReport) -> AuditStream:
+        """A finished report as a stream (``render`` writes reports through it)."""
+        return cls(report.findings, errors=list(report.errors), host=report.host,
+                   budget_ms=report.budget_ms, tool_version=report.tool_version,
+                   inputs_read=report.inputs_read)
+
+    def peek(self) -> Finding | None:
+        """The first finding, read ahead (the iteration still yields it), or None when there
+        is none: then ``errors`` and ``inputs_read`` are complete already. Lets a command
+        refuse an empty audit before it writes anything."""
+        if self._started:
+            raise RuntimeError("peek() comes before the iteration")
+        if not self._ahead:
+            first = next(self._findings, None)
+            if first is None:
+                return None
+            self._ahead.append(first)
+        return self._ahead[0]
+
+    def __iter__(self) -> Iterator[Finding]:
+        if self._started:
+            raise RuntimeError("an audit stream can be read once")
+        self._started = True
+        counts = self.counts
+        for finding in self._ahead:
+            counts[finding.verdict] += 1
+            yield finding
+        self._ahead.clear()
+        for finding in self._findings:
+            counts[finding.verdict] += 1
+            yield finding
+
+    @property
+    def guests(self) -> int:
+        """Guests seen so far (all of them once the iteration has ended)."""
+        return sum(self.counts.values())
+
+    def collect(self) -> AuditReport:
+        """Read the whole stream into an :class:`AuditReport` (every finding in memory)."""
+        findings = tuple(self)
+        return AuditReport(findings=findings, errors=tuple(self.errors), host=self.host,
+                           budget_ms=self.budget_ms, tool_version=self.tool_version,
+                           inputs_read=self.inputs_read)

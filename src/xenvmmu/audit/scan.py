@@ -14,6 +14,14 @@ inputs (``MAX_INPUT_BYTES``). The same file reached twice (a symbolic link such 
 by device and inode. Files in ``exclude`` (the report being written) are skipped. Unreadable
 files, loops and oversized files become ``InputError``s and the scan goes on. Nothing read is
 ever executed.
+
+``-`` among the paths reads one input from standard input (at most ``MAX_INPUT_BYTES``), and
+an :class:`InputData` is an input already in memory (a command's output, such as ``xl list
+-l`` run by ``audit --live``); both are told apart by content: JSON is ``xl list -l``,
+``(domain`` is ``xl list -l`` in its S-expression form (reported as such), anything else is
+xl.cfg. An ``xl list -l`` in S-expression form is recognised wherever it is (a named file, a
+``*.cfg``, a file in a scanned directory), so that it is reported as what it is rather than
+as a config xl rejects.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from ..toolstack.inputs import (
     MAX_INPUT_BYTES,
@@ -31,6 +40,7 @@ from ..toolstack.inputs import (
     file_kind,
     read_stream,
 )
+from ..toolstack.xllist import is_sxp_listing
 from ..xlcfg import open_regular
 from .findings import InputError
 
@@ -39,6 +49,19 @@ CONFIG_SUFFIXES = (".cfg",)
 _HEAD_BYTES = 4096  # enough to tell whether a file in a scanned directory holds JSON
 
 FileId = tuple[int, int]  # (st_dev, st_ino)
+InputKind = Literal["xlcfg", "json", "sxp"]
+#: The path that means standard input, and the name its input is reported under.
+STDIN_PATH = "-"
+STDIN_SOURCE = "<stdin>"
+
+
+@dataclass(frozen=True)
+class InputData:
+    """An input already in memory: ``source`` names it in reports (``"xl list -l"``), ``data``
+    is what it holds (xl.cfg or ``xl list -l`` output, told apart by content)."""
+
+    source: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -51,7 +74,7 @@ class Input:
     """
 
     path: str
-    kind: Literal["xlcfg", "json"]
+    kind: InputKind
     data: bytes
     root: str = field(default="", compare=False)
 
@@ -87,6 +110,16 @@ def looks_like_json(data: bytes) -> bool:
     return head in (b"[", b"{")
 
 
+def content_kind(data: bytes) -> InputKind:
+    """What an input holds, by content alone: ``json`` (``xl list -l``), ``sxp`` (``xl list
+    -l`` in S-expression form) or ``xlcfg``."""
+    if looks_like_json(data):
+        return "json"
+    if is_sxp_listing(data):
+        return "sxp"
+    return "xlcfg"
+
+
 def file_ids(paths: Iterable[str | os.PathLike[str]]) -> frozenset[FileId]:
     """(device, inode) of those of ``paths`` that exist (symbolic links followed)."""
     ids: set[FileId] = set()
@@ -100,17 +133,31 @@ def file_ids(paths: Iterable[str | os.PathLike[str]]) -> frozenset[FileId]:
 
 
 def scan(
-    paths: Sequence[str], exclude: frozenset[FileId] = frozenset()
+    paths: Sequence[str | InputData], exclude: frozenset[FileId] = frozenset(),
+    stdin: BinaryIO | None = None,
 ) -> tuple[list[Input], list[InputError]]:
     """Inputs and errors, in a stable order (arguments in order, directory entries sorted).
 
     Each file is read once however many ways it is reached; files whose (device, inode) is
-    in ``exclude`` are skipped silently.
+    in ``exclude`` are skipped silently. ``-`` reads ``stdin`` (default: the process's
+    standard input) once, as ``<stdin>``; an :class:`InputData` is taken as it is.
     """
     scanner = _Scanner(set(exclude))
     inputs: list[Input] = []
+    stdin_read = False
     for path in paths:
-        inputs.extend(scanner.expand(path))
+        if isinstance(path, InputData):
+            inputs.append(Input(path.source, content_kind(path.data), path.data))
+        elif path == STDIN_PATH:
+            if stdin_read:
+                scanner.error(STDIN_SOURCE, "standard input given twice: it holds one input")
+                continue
+            stdin_read = True
+            item = scanner.read_stdin(stdin if stdin is not None else sys.stdin.buffer)
+            if item is not None:
+                inputs.append(item)
+        else:
+            inputs.extend(scanner.expand(path))
     return inputs, scanner.errors
 
 
@@ -181,6 +228,18 @@ class _Scanner:
                     self.error(full, f"not a regular file ({file_kind(est.st_mode)})")
             stack.extend(reversed(subdirs))  # depth first, in name order
 
+    def read_stdin(self, stream: BinaryIO) -> Input | None:
+        """Standard input as one input (``MAX_INPUT_BYTES`` at most), kind by content."""
+        try:
+            data = read_stream(stream, STDIN_SOURCE, MAX_INPUT_BYTES)
+        except InputRejected as e:
+            self.error(STDIN_SOURCE, e.strerror or "cannot read")
+            return None
+        except OSError as e:
+            self.error(STDIN_SOURCE, _why(e))
+            return None
+        return Input(STDIN_SOURCE, content_kind(data), data)
+
     def read(self, path: str, root: str, *, explicit: bool) -> Input | None:
         is_cfg = path.endswith(CONFIG_SUFFIXES)
         try:
@@ -192,7 +251,9 @@ class _Scanner:
                 head = b""
                 if not explicit and not is_cfg:
                     head = f.read(_HEAD_BYTES)
-                    if not looks_like_json(head) or is_own_report(head):
+                    if is_sxp_listing(head):
+                        pass  # an `xl list -l` in S-expression form: reported, not skipped
+                    elif not looks_like_json(head) or is_own_report(head):
                         return None  # an unrelated file, or a report of an earlier run
                 data = read_stream(f, path, MAX_INPUT_BYTES, head=head)
         except InputRejected as e:
@@ -202,6 +263,8 @@ class _Scanner:
             self.error(path, _why(e))
             return None
         self.seen.add(key)
+        if is_sxp_listing(data):
+            return Input(path, "sxp", data, root)
         if not is_cfg and looks_like_json(data):
             return Input(path, "json", data, root)
         if is_cfg or explicit:

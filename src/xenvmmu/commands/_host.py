@@ -11,6 +11,8 @@ import argparse
 from datetime import date, datetime
 
 from ..toolstack import HostOverrides, HostSpec, host_from_flags, load_host
+from ..toolstack.host import host_from_xl_info
+from ..toolstack.xlinfo import parse_xl_info
 from ..versions import KNOWN_PATCHES, Arch, XenVersion
 
 #: Xen keeps watchdog_timeout in an unsigned int (xen/arch/x86/nmi.c, opt_watchdog_timeout).
@@ -77,8 +79,10 @@ def add_host_arguments(p: argparse.ArgumentParser, title: str) -> None:
                    help="the hypervisor carries this patch on an unfixed version (repeatable)")
 
 
-def host_from_args(args: argparse.Namespace) -> HostSpec:
-    """The host the flags describe (``--host`` as the base, the flags winning)."""
+def host_from_args(args: argparse.Namespace,
+                   xl_info: tuple[bytes, str] | None = None) -> HostSpec:
+    """The host the flags describe: ``xl_info`` (text and its source, e.g. from stdin or a
+    live ``xl info``), else ``--host``, else the flags alone; the flags win."""
     timeout = args.watchdog_timeout
     if timeout is not None and not 1 <= timeout <= MAX_WATCHDOG_TIMEOUT_S:
         raise ValueError(f"--watchdog-timeout must be 1..{MAX_WATCHDOG_TIMEOUT_S} seconds, "
@@ -88,7 +92,11 @@ def host_from_args(args: argparse.Namespace) -> HostSpec:
         arch=args.arch, cmdline=args.cmdline, cpu_hap=args.cpu_hap, watchdog=args.watchdog,
         watchdog_timeout=timeout, cpu_vendor=args.cpu_vendor, changeset_date=args.changeset,
     )
-    if args.host:
+    source = args.host
+    if xl_info is not None:
+        data, source = xl_info
+        host = host_from_xl_info(parse_xl_info(data, source), overrides)
+    elif args.host:
         host = load_host(args.host, overrides)
     elif overrides.xen_version is not None:
         host = host_from_flags(
@@ -99,7 +107,7 @@ def host_from_args(args: argparse.Namespace) -> HostSpec:
     else:
         raise ValueError("describe the host: give --host XL_INFO_FILE or --xen-version V")
     if host.xen_version.major < FIRST_XEN_MAJOR:
-        where = "--xen-version" if args.xen_version else f"{args.host}: xen_major"
+        where = "--xen-version" if args.xen_version else f"{source}: xen_major"
         raise ValueError(f"{where}: Xen {host.xen_version} is not a Xen release (HVM guests "
                          f"exist from Xen {FIRST_XEN_MAJOR}.0)")
     return host

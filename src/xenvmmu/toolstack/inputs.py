@@ -15,8 +15,12 @@ import os
 
 from ..xlcfg import MAX_INPUT_BYTES, InputRejected, file_kind, read_bytes, read_stream
 
+#: A UTF-8 byte-order mark, as Windows editors and PowerShell's ``Out-File`` write it.
+UTF8_BOM = b"\xef\xbb\xbf"
+
 __all__ = [
     "MAX_INPUT_BYTES",
+    "UTF8_BOM",
     "InputFileError",
     "InputRejected",
     "decode_text",
@@ -48,13 +52,16 @@ def read_input(path: str | os.PathLike[str]) -> bytes:
 
 
 def decode_text(data: bytes | str, source: str, what: str) -> str:
-    """Text of an input; binary data (a NUL byte) or an empty file is an ``InputFileError``."""
+    """Text of an input; binary data (a NUL byte) or an empty file is an ``InputFileError``.
+    A leading UTF-8 byte-order mark is dropped (JSON and ``xl info`` saved by a Windows
+    editor carry one; it is not part of the content)."""
     if isinstance(data, str):
         text = data
     else:
         if len(data) > MAX_INPUT_BYTES:
             raise InputFileError(source, None, f"larger than {MAX_INPUT_BYTES} bytes")
         text = data.decode("utf-8", "replace")
+    text = text.removeprefix("\ufeff")
     if "\0" in text:
         line = text.count("\n", 0, text.index("\0")) + 1
         raise InputFileError(source, line, f"binary data (NUL byte): not {what}")

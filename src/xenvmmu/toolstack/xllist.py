@@ -3,7 +3,9 @@
 Any release's output is read: the ``b_info`` union under ``"u"`` up to 4.4, under
 ``"type.<kind>"`` from 4.5; dom0, listed from 4.5, is skipped with a note. Memory fields of
 ``-1`` (``LIBXL_MEMKB_DEFAULT``) mean "not set". ``shadow_memkb`` is kept as the pool xl
-recorded. The S-expression form (``output_format="sxp"``) is refused. Sources:
+recorded. A leading UTF-8 byte-order mark is ignored. The S-expression form (xl with
+``output_format="sxp"`` in ``xl.conf`` prints ``(domain (domid 1) (create_info ...))``) is
+recognised (:func:`is_sxp_listing`) and refused with a message saying how to get JSON. Sources:
 formats/README.md §1, research/xen-config.md §2.
 
 Hostile files are bounded: nesting deeper than ``MAX_JSON_DEPTH``, an array longer than
@@ -22,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from .guest import DEFAULT_MEMORY_MIB, KIB_MAX, GuestSpec
-from .inputs import InputFileError, decode_text, read_input
+from .inputs import UTF8_BOM, InputFileError, decode_text, read_input
 
 LIBXL_MEMKB_DEFAULT = -1  # ~0ULL printed through yajl_gen_integer(long long)
 #: Xen's domain ids stop below DOMID_FIRST_RESERVED (0x7FF0): no host lists more domains.
@@ -35,6 +37,23 @@ INT_MAX = 2**31 - 1  # libxl's `int` fields (max_vcpus)
 PAGE_KIB = 4  # a domain has at least one 4 KiB page
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _NULL_UUID = "00000000-0000-0000-0000-000000000000"
+#: How ``xl list -l`` starts in its S-expression form (xl_sxp.c: ``printf("(domain\n")``).
+_SXP_RE = re.compile(rb"[ \t\r\n]*\(domain[ \t\r\n()]")
+SXP_MESSAGE = ("`xl list -l` in S-expression form (output_format=\"sxp\" in /etc/xen/xl.conf), "
+               "not JSON: xenvmmu reads only the JSON form; run `xl list -l` again with "
+               "output_format=\"json\" (the default) in xl.conf")
+
+
+def is_sxp_listing(data: bytes) -> bool:
+    """True when ``data`` starts like ``xl list -l`` in its S-expression form: ``(domain``
+    (after blanks or a byte-order mark)."""
+    return _SXP_RE.match(data.removeprefix(UTF8_BOM)) is not None
+
+
+def normalise_uuid(value: object) -> str | None:
+    """A domain uuid in lower case (``c_info.uuid``, xl.cfg ``uuid=``); None when ``value``
+    is not a uuid or is the null uuid (unset)."""
+    return _uuid(value)
 
 
 @dataclass(frozen=True)
@@ -61,8 +80,7 @@ def guests_from_xl_list(data: bytes | str, *, source: str = "<xl list -l>") -> G
     """Every domain of ``xl list -l`` output (an array; ``xl create -n`` prints one object)."""
     text = decode_text(data, source, "`xl list -l` JSON")
     if text.lstrip().startswith("("):
-        raise InputFileError(source, None, "S-expression output (output_format=\"sxp\" in "
-                                           "xl.conf); xenvmmu reads only the JSON form")
+        raise InputFileError(source, None, SXP_MESSAGE)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

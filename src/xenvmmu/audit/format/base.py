@@ -1,8 +1,15 @@
 """What every ``xenvmmu audit`` output format shares.
 
-A format is a thin class over one :class:`~xenvmmu.audit.findings.AuditReport` (pip-audit's
-``_format/`` design): it has a ``name`` and a ``render(report) -> str`` and nothing else.
-All formats are built from the same report, so every format carries the same facts; the helpers
+A format is a thin class over one audit (pip-audit's ``_format/`` design): it has a ``name``,
+``write(audit, out)``, which writes the output to a text stream guest by guest as an
+:class:`~xenvmmu.audit.findings.AuditStream` yields them, and ``render(report) -> str``, the
+same output of a finished :class:`~xenvmmu.audit.findings.AuditReport` as one string (built on
+``write``; for tests and small reports). No format keeps the findings: what it must see
+before it can write something (the table's column widths, Prometheus's metric families, the
+OpenVEX document's id) it keeps as a compact row per guest or in temporary files
+(:func:`spool`), so 100,000 guests take the memory of a few. A format written before streaming
+existed may implement ``render`` alone: its ``write`` then reads the whole stream first.
+All formats are built from the same audit, so every format carries the same facts; the helpers
 that several formats need (counts, a guest's display name, the decisive location, number
 formatting, the atomic file write) live here and nowhere else.
 
@@ -13,21 +20,35 @@ should list them; :func:`get_formatter` builds one. Every format is filled in by
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import heapq
+import io
 import json
 import math
 import os
 import secrets
 import stat
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import tempfile
+from abc import ABC
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import IO, ClassVar, TextIO, TypeVar
 
 from xenvmmu import __version__
-from xenvmmu.audit.findings import AuditReport, Finding, Mitigation, SourceRef, Verdict
+from xenvmmu.audit.findings import (
+    AuditReport,
+    AuditStream,
+    Finding,
+    Mitigation,
+    OpStall,
+    Severity,
+    SourceRef,
+    Verdict,
+)
+from xenvmmu.severity import WATCHDOG_TIMEOUT_S, severity_for
 from xenvmmu.xlcfg import file_kind
 
 TOOL_NAME = "xenvmmu"
@@ -36,7 +57,10 @@ ADVISORY_URL = "https://xenbits.xen.org/xsa/advisory-97.html"
 CVE_HAP = "CVE-2014-5146"
 CVE_SHADOW = "CVE-2014-5149"
 VERDICTS: tuple[Verdict, ...] = ("affected", "not_affected", "unknown")
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "none")
 DEFAULT_FORMAT = "table"
+#: where people read what xenvmmu checks (SARIF ``informationUri``): the advisory it audits
+INFORMATION_URI = ADVISORY_URL
 
 
 class Formatter(ABC):
@@ -48,20 +72,47 @@ class Formatter(ABC):
     :param color: ANSI colours (only the table uses them; off unless asked for).
     :param timestamp: the issue time to write (only OpenVEX has one); ``None`` means now.
         A naive datetime is taken as UTC.
+    :param verbose: the reasons for every verdict, not only for the guests that need
+        attention (table and Markdown).
+    :param summary_only: only the fleet summary (table).
+    :param width: fit the output to this many terminal columns (table); ``None``: no limit.
+
+    A subclass implements :meth:`write` (streaming), :meth:`render`, or both.
     """
 
     #: the ``--format`` value
     name: ClassVar[str]
     #: one line for ``--help``
     description: ClassVar[str]
+    #: the options :meth:`write` uses (the CLI refuses the others for this format)
+    options: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, *, color: bool = False, timestamp: datetime | None = None) -> None:
+    def __init__(self, *, color: bool = False, timestamp: datetime | None = None,
+                 verbose: bool = False, summary_only: bool = False,
+                 width: int | None = None) -> None:
         self.color = color
         self.timestamp = timestamp
+        self.verbose = verbose
+        self.summary_only = summary_only
+        self.width = width
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.write is Formatter.write and cls.render is Formatter.render:
+            raise TypeError(f"{cls.__name__} must implement write() or render()")
+
+    def write(self, audit: AuditStream, out: TextIO) -> None:
+        """Write the output for ``audit`` to ``out`` as the findings come (each format keeps
+        only compact per-guest rows, never the findings). This default, for a format that
+        implements only :meth:`render`, reads the whole stream first."""
+        out.write(self.render(audit.collect()))
+
     def render(self, report: AuditReport) -> str:
-        """The whole output for ``report``, ending with a newline."""
+        """The whole output for ``report``, ending with a newline (:meth:`write` into a
+        string)."""
+        buffer = io.StringIO()
+        self.write(AuditStream.of(report), buffer)
+        return buffer.getvalue()
 
 
 FORMATS: dict[str, type[Formatter]] = {}
@@ -78,15 +129,19 @@ def register(cls: type[_F]) -> type[_F]:
 
 
 def get_formatter(
-    name: str, *, color: bool = False, timestamp: datetime | None = None
+    name: str, *, color: bool = False, timestamp: datetime | None = None,
+    **options: bool | int | None,
 ) -> Formatter:
-    """Build the format called ``name``; :class:`ValueError` lists the known names."""
+    """Build the format called ``name``; :class:`ValueError` lists the known names.
+    ``options`` are the other keyword options of :class:`Formatter` (``verbose``,
+    ``summary_only``, ``width``)."""
     try:
         cls = FORMATS[name]
     except KeyError:
         known = ", ".join(FORMATS)
         raise ValueError(f"unknown output format {name!r} (choose from: {known})") from None
-    return cls(color=color, timestamp=timestamp)
+    given = {k: v for k, v in options.items() if v not in (None, False)}
+    return cls(color=color, timestamp=timestamp, **given)  # type: ignore[arg-type]
 
 
 # --- facts about a report or a finding --------------------------------------------------------
@@ -111,8 +166,14 @@ class Summary:
         }
 
 
-def summarize(report: AuditReport) -> Summary:
-    """Count the verdicts and input errors of ``report``."""
+def summarize(report: AuditReport | AuditStream) -> Summary:
+    """Count the verdicts and input errors of ``report`` (of a stream: once it has been
+    read)."""
+    if isinstance(report, AuditStream):
+        c = report.counts
+        return Summary(guests=report.guests, affected=c["affected"],
+                       not_affected=c["not_affected"], unknown=c["unknown"],
+                       errors=len(report.errors))
     verdicts = [f.verdict for f in report.findings]
     return Summary(
         guests=len(verdicts),
@@ -123,7 +184,7 @@ def summarize(report: AuditReport) -> Summary:
     )
 
 
-def summary_line(report: AuditReport) -> str:
+def summary_line(report: AuditReport | AuditStream) -> str:
     """``4 guests: 2 affected, 1 not affected, 1 unknown; budget 30 ms``."""
     s = summarize(report)
     guests = "guest" if s.guests == 1 else "guests"
@@ -133,7 +194,7 @@ def summary_line(report: AuditReport) -> str:
     )
 
 
-def tool_version(report: AuditReport) -> str:
+def tool_version(report: AuditReport | AuditStream) -> str:
     """The version that made the report (the running package's when the report has none)."""
     return report.tool_version or __version__
 
@@ -181,7 +242,73 @@ def needs_attention(finding: Finding) -> bool:
     return finding.verdict != "not_affected"
 
 
-def host_facts(report: AuditReport) -> dict[str, object]:
+def related_findings(finding: Finding, budget_ms: float) -> tuple[OpStall, ...]:
+    """The related operations (outside the verdict: domain destruction, pool resizing) that
+    this release does not preempt and whose worst case reaches the budget, longest first:
+    what a report lists under the guest besides its verdict (e.g. a 235 ms XSA-410 p2m
+    teardown of a HAP guest on a release that has the XSA-97 fix)."""
+    found = [o for o in finding.ops
+             if o.related and not o.preemptible and o.worst_case_ms >= budget_ms]
+    if len(found) > 1:
+        found.sort(key=lambda o: -o.worst_case_ms)
+    return tuple(found)
+
+
+def related_severity(op: OpStall, report: AuditReport | AuditStream) -> Severity:
+    """The severity of a related finding, on the one scale of ``xenvmmu.severity`` (the
+    host's watchdog timeout, else Xen's default)."""
+    timeout = report.host.get("watchdog_timeout_s")
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        timeout = WATCHDOG_TIMEOUT_S
+    return severity_for(op.worst_case_ms, report.budget_ms, timeout)
+
+
+def related_text(op: OpStall, severity: str | None = None) -> str:
+    """One line about a related finding: what, how long, who starts it, the reference."""
+    who = " or ".join(p.replace("_", " ") for p in op.started_by) or "?"
+    text = (f"{op.op}{f' ({severity})' if severity else ''} can hold a CPU for "
+            f"{format_ms_range(op.worst_case_ms_low or None, op.worst_case_ms)} ms without a "
+            f"preemption point (outside the verdict); started by the {who}")
+    return f"{text} [{op.reference}]" if op.reference else text
+
+
+@dataclass
+class Tally:
+    """The fleet summary, built guest by guest (:meth:`add`) in constant memory: guests per
+    verdict, per severity and per Xen release, and the ``keep`` worst guests (by worst case,
+    then input order) as small rows."""
+
+    keep: int = 10
+    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
+    severities: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    releases: dict[str, int] = field(default_factory=dict)
+    related: int = 0  # guests with at least one related finding
+    _worst: list[tuple[float, int, tuple[str, ...]]] = field(default_factory=list)
+    _seen: int = 0
+
+    def add(self, finding: Finding, row: tuple[str, ...], related: bool = False) -> None:
+        """Count ``finding``; ``row`` is what the worst-guests list shows of it."""
+        self.verdicts[finding.verdict] = self.verdicts.get(finding.verdict, 0) + 1
+        self.severities[finding.severity] = self.severities.get(finding.severity, 0) + 1
+        release = finding.xen_version or "?"
+        self.releases[release] = self.releases.get(release, 0) + 1
+        self.related += related
+        self._seen += 1
+        ms = finding.worst_case_ms
+        if ms is None or not math.isfinite(ms) or self.keep <= 0:
+            return
+        item = (ms, -self._seen, row)
+        if len(self._worst) < self.keep:
+            heapq.heappush(self._worst, item)
+        elif item > self._worst[0]:
+            heapq.heapreplace(self._worst, item)
+
+    def worst(self) -> list[tuple[str, ...]]:
+        """The rows of the worst guests, worst first (ties in input order)."""
+        return [row for _, _, row in sorted(self._worst, reverse=True)]
+
+
+def host_facts(report: AuditReport | AuditStream) -> dict[str, object]:
     """``report.host`` as JSON-ready data: keys sorted, tuples as lists, other objects as
     strings, non-finite floats as ``None``."""
     facts = _jsonable(report.host)
@@ -291,6 +418,129 @@ def _encode(value: object, newline: str, out: list[str]) -> None:
             stack.pop()
             out.append(level + close)
             first = False
+
+
+class RawJson(str):
+    """Text that :func:`encode_json` writes as it is: JSON already encoded at the place it
+    goes (e.g. an operations list shared by many guests, encoded once)."""
+
+    __slots__ = ()
+
+
+def encode_json(value: object, newline: str) -> str:
+    """``value`` as :func:`dump_json` writes it at the indentation ``newline`` (``"\\n"``
+    followed by the spaces of its level), without the final newline: the fast encoder for
+    the bounded data a format builds per guest. Values nested deeper than 32 levels (never
+    built by a format) go through :func:`dump_json`'s encoder, which has no recursion."""
+    out: list[str] = []
+    _fast(value, newline, out, 0)
+    return "".join(out)
+
+
+def _fast(value: object, newline: str, out: list[str], depth: int) -> None:
+    kind = type(value)
+    if kind is str:
+        assert isinstance(value, str)
+        out.append(_STR(value))
+    elif kind is dict:
+        assert isinstance(value, dict)
+        if not value:
+            out.append("{}")
+            return
+        if depth > 32:
+            _encode(value, newline, out)
+            return
+        inner = newline + "  "
+        sep = "{" + inner
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"JSON keys must be strings, not {type(key).__name__}")
+            out.append(sep)
+            out.append(_STR(key))
+            out.append(": ")
+            _fast(item, inner, out, depth + 1)
+            sep = "," + inner
+        out.append(newline + "}")
+    elif kind is list or kind is tuple:
+        assert isinstance(value, list | tuple)
+        if not value:
+            out.append("[]")
+            return
+        if depth > 32:
+            _encode(value, newline, out)
+            return
+        inner = newline + "  "
+        sep = "[" + inner
+        for item in value:
+            out.append(sep)
+            _fast(item, inner, out, depth + 1)
+            sep = "," + inner
+        out.append(newline + "]")
+    elif kind is RawJson:
+        assert isinstance(value, RawJson)
+        out.append(value)
+    elif not _scalar(value, out):
+        _encode(value, newline, out)  # a dict or list subclass
+
+
+class JsonListWriter:
+    """Writes a JSON document (:func:`dump_json`'s text) one of whose lists is written item
+    by item: the document is built twice, before the items with what is known then and
+    after them with the rest (counts, errors), each time with :data:`placeholder` as that
+    list; the keys before the list must be the same both times.
+
+    ::
+
+        w = JsonListWriter(out)
+        w.begin({"head": 1, "items": w.placeholder, "count": 0})
+        for item in items:
+            w.item(item)                  # or w.item_text(encode_json(item, w.newline))
+        w.end({"head": 1, "items": w.placeholder, "count": n})
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._mark = f"xenvmmu-stream-{secrets.token_hex(16)}"
+        self.placeholder: list[object] = [self._mark]
+        self.newline = "\n"  # the indentation of the items, known after begin()
+        self.count = 0
+        self._encoded = _STR(self._mark)
+
+    def begin(self, document: object) -> None:
+        """Write the document up to the list's first item."""
+        text = dump_json(document)
+        head = text[: text.index(self._encoded)]
+        indent = head[head.rindex("\n"):]
+        self.newline = indent
+        self._first = indent
+        self._next = "," + indent
+        self.out.write(head[: -len(indent)])
+
+    def item(self, value: object) -> None:
+        """Write one item of the list."""
+        self.item_text(encode_json(value, self.newline))
+
+    def item_text(self, text: str) -> None:
+        """Write one item already encoded at :attr:`newline`."""
+        self.out.write((self._next if self.count else self._first) + text)
+        self.count += 1
+
+    def items_from(self, part: IO[str], count: int) -> None:
+        """Write ``count`` items held in ``part`` (a :func:`spool`), each written there as
+        :meth:`item_text` would: preceded by :attr:`newline`, with a comma before all but
+        the first (the newline can be learnt beforehand from a :meth:`begin` into a
+        ``StringIO``)."""
+        copy_spool(part, self.out)
+        self.count += count
+
+    def end(self, document: object) -> None:
+        """Write the rest of the document, from the end of the list."""
+        text = dump_json(document)
+        tail = text[text.index(self._encoded) + len(self._encoded):]
+        if self.count:
+            self.out.write(tail)
+        else:  # "[" was written: close it on the same line, as an empty list is written
+            self.out.write(tail[tail.index("]"):])
 
 
 def finite(value: float | None) -> float | None:
@@ -403,8 +653,17 @@ def output_target(path: str | os.PathLike[str]) -> Path:
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` so that readers see the old file or the new one,
-    never a partial one: write a temporary file in the same directory, fsync it, then
-    :func:`os.replace` it over the target.
+    never a partial one (:func:`open_atomic` with one write)."""
+    with open_atomic(path) as out:
+        out.write(text)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """A text stream (UTF-8) whose content replaces ``path`` when the ``with`` block ends
+    without an error, so that readers see the old file or the new one, never a partial one:
+    the text goes to a temporary file in the same directory, which is fsynced, then
+    moved over the target with :func:`os.replace`. A report is written into it as it is made.
 
     Only regular files are written (:func:`output_target`): a symbolic link is followed to
     its target, which is replaced (the link stays); an existing device, FIFO, socket or
@@ -417,7 +676,6 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """
     target = output_target(path)
     directory = target.parent
-    data = text.encode("utf-8", "backslashreplace")
     while True:
         tmp = directory / f".{target.name}.{secrets.token_hex(6)}.tmp"
         try:
@@ -426,8 +684,9 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             continue
         break
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with open(fd, "w", encoding="utf-8", errors="backslashreplace", newline="\n",
+                  buffering=1 << 20) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         output_target(target)  # still not a device/FIFO/directory at the last moment
@@ -436,6 +695,46 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_directory(directory)
+
+
+def spool() -> IO[str]:
+    """An anonymous temporary text file (removed when closed, or when the process ends) for
+    the parts of an output a format must hold back until it has seen every guest. Text is
+    kept exactly, lone surrogates included."""
+    return tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass",
+                                  newline="\n", buffering=1 << 20)
+
+
+def copy_spool(part: IO[str], out: TextIO) -> None:
+    """Write what ``part`` (from :func:`spool`) holds to ``out``, in large blocks."""
+    part.flush()
+    part.seek(0)
+    while block := part.read(1 << 20):
+        out.write(block)
+
+
+def shortest_unique_suffixes(paths: Iterable[str]) -> dict[str, str]:
+    """For each distinct path, its shortest suffix of whole ``/``-separated components that
+    no other path ends with (``a/web.cfg`` and ``b/web.cfg`` stay apart, a unique
+    ``db.cfg`` is ``db.cfg``), else the whole path."""
+    parts = {p: p.split("/") for p in set(paths)}
+    out: dict[str, str] = {}
+    pending = list(parts)
+    depth = 1
+    while pending:
+        suffixes = {p: "/".join(parts[p][-depth:]) for p in pending}
+        count: dict[str, int] = {}
+        for text in suffixes.values():
+            count[text] = count.get(text, 0) + 1
+        later = []
+        for p in pending:
+            if count[suffixes[p]] == 1 or depth >= len(parts[p]):
+                out[p] = suffixes[p] if count[suffixes[p]] == 1 else p
+            else:
+                later.append(p)
+        pending = later
+        depth += 1
+    return out
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -11,12 +11,14 @@ describes every field. Shape::
                  "maxmem_mib", "vcpus", "pool_kib", "xen_version", "xsa97_fixed", "cve",
                  "worst_case_ms", "worst_case_ms_low", "verdict", "severity", "reasons",
                  "mitigations",
-                 "operations", "paging_reasons"}, ...],
+                 "operations", "paging_reasons", "uuid"}, ...],
      "errors": [{"source", "line", "message"}, ...],
      "summary": {"guests", "affected", "not_affected", "unknown", "errors"}}
 
 Keys always come in this order, unknown values are ``null`` (never missing), the text is
 ASCII-only (other characters as ``\\u`` escapes), indented by 2 and ends with a newline.
+The guests are written one by one as the audit finds them (an operations list shared by
+guests of the same shape is encoded once).
 Versioning: fields may be added within version 1 and consumers should ignore keys they do not
 know; renaming, removing or changing the meaning of a field makes it ``xenvmmu.audit/2``.
 """
@@ -25,14 +27,16 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
+from typing import Any, TextIO
 
-from xenvmmu.audit.findings import AuditReport, Finding, InputError, OpStall
+from xenvmmu.audit.findings import AuditReport, AuditStream, Finding, InputError, OpStall
 from xenvmmu.audit.format.base import (
     TOOL_NAME,
     Formatter,
+    JsonListWriter,
+    RawJson,
     decisive_line,
-    dump_json,
+    encode_json,
     finite,
     host_facts,
     register,
@@ -58,19 +62,28 @@ class JsonFormatter(Formatter):
     name = "json"
     description = f"JSON, schema {SCHEMA_ID}"
 
-    def render(self, report: AuditReport) -> str:
-        """The document described in the module docstring."""
-        return dump_json(self.document(report))
+    def write(self, audit: AuditStream, out: TextIO) -> None:
+        """The document described in the module docstring, guest by guest."""
+        writer = JsonListWriter(out)
+        writer.begin(self._document(audit, writer.placeholder))
+        operations = _Operations(writer.newline + "  ")
+        for f in audit:
+            writer.item_text(encode_json(_guest(f, operations(f.ops)), writer.newline))
+        writer.end(self._document(audit, writer.placeholder))
 
     def document(self, report: AuditReport) -> dict[str, object]:
         """The document as Python data, before serialising."""
+        return self._document(report, [_guest(f) for f in report.findings])
+
+    def _document(self, report: AuditReport | AuditStream, guests: list[object]
+                  ) -> dict[str, object]:
         s = summarize(report)
         return {
             "schema": SCHEMA_ID,
             "tool": {"name": TOOL_NAME, "version": tool_version(report)},
             "budget_ms": finite(report.budget_ms),
             "host": host_facts(report),
-            "guests": [_guest(f) for f in report.findings],
+            "guests": guests,
             "errors": [_error(e) for e in report.errors],
             "summary": {
                 "guests": s.guests,
@@ -82,7 +95,26 @@ class JsonFormatter(Formatter):
         }
 
 
-def _guest(f: Finding) -> dict[str, object]:
+class _Operations:
+    """The ``operations`` list of a guest, encoded once per operations tuple: guests of one
+    shape share theirs (a bounded cache, keyed by identity while the tuple is alive)."""
+
+    def __init__(self, newline: str) -> None:
+        self.newline = newline
+        self.cache: dict[int, tuple[tuple[OpStall, ...], RawJson]] = {}
+
+    def __call__(self, ops: tuple[OpStall, ...]) -> RawJson:
+        hit = self.cache.get(id(ops))
+        if hit is not None and hit[0] is ops:
+            return hit[1]
+        text = RawJson(encode_json([_operation(op) for op in ops], self.newline))
+        if len(self.cache) >= 4096:
+            self.cache.clear()
+        self.cache[id(ops)] = (ops, text)
+        return text
+
+
+def _guest(f: Finding, operations: object = None) -> dict[str, object]:
     d = f.decisive
     return {
         "source": f.source.path,
@@ -104,8 +136,9 @@ def _guest(f: Finding) -> dict[str, object]:
         "severity": f.severity,
         "reasons": list(f.reasons),
         "mitigations": [{"action": m.action, "text": m.text} for m in f.mitigations],
-        "operations": [_operation(op) for op in f.ops],
+        "operations": [_operation(op) for op in f.ops] if operations is None else operations,
         "paging_reasons": list(f.paging_reasons),
+        "uuid": f.uuid,
     }
 
 

@@ -1,21 +1,28 @@
 """``--format markdown``: a report to paste into a ticket (GitHub-flavoured Markdown).
 
 A title with the verdict counts, the host facts, a table of guests, a section per affected or
-unknown guest with its reasons and mitigations, the input errors, and the summary line.
-Everything that comes from the input (names, paths, messages) is escaped, so a guest name
-cannot inject Markdown, HTML or table cells.
+unknown guest with its reasons, related findings and mitigations (``verbose``: a section per
+guest), a section per other guest with a related finding (an operation outside the verdict
+that this release does not preempt and that reaches the budget), the input errors, and the
+summary line. Everything that comes from the input (names, paths, messages) is escaped, so a
+guest name cannot inject Markdown, HTML or table cells.
+
+The title needs the counts of the whole fleet: the table rows and the sections are written
+to temporary files as the guests come, and copied after the title.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TextIO
 
-from xenvmmu.audit.findings import AuditReport, Finding
+from xenvmmu.audit.findings import AuditStream, Finding, OpStall
 from xenvmmu.audit.format.base import (
     ADVISORY_URL,
     CVE_HAP,
     CVE_SHADOW,
     Formatter,
+    copy_spool,
     decisive_ref,
     display_name,
     format_int,
@@ -26,6 +33,10 @@ from xenvmmu.audit.format.base import (
     needs_attention,
     one_line,
     register,
+    related_findings,
+    related_severity,
+    related_text,
+    spool,
     summarize,
     summary_line,
     tool_version,
@@ -69,9 +80,33 @@ class MarkdownFormatter(Formatter):
 
     name = "markdown"
     description = "Markdown report to paste into a ticket"
+    options = frozenset({"verbose"})
 
-    def render(self, report: AuditReport) -> str:
+    def write(self, audit: AuditStream, out: TextIO) -> None:
         """The whole report."""
+        with spool() as rows, spool() as sections:
+            for f in audit:
+                rows.write(_row(self._cells(f)) + "\n")
+                related = related_findings(f, audit.budget_ms)
+                if self.verbose or related or needs_attention(f):
+                    sections.write("\n" + "\n".join(self._section(f, related, audit)) + "\n")
+            out.write("\n".join(self._head(audit)) + "\n")
+            if audit.guests:
+                out.write(_row(GUEST_COLUMNS) + "\n" + _row(GUEST_ALIGN) + "\n")
+                copy_spool(rows, out)
+            else:
+                out.write("No guests were audited.\n")
+            copy_spool(sections, out)
+        tail: list[str] = []
+        if audit.errors:
+            tail += ["", "## Input errors", ""]
+            for e in audit.errors:
+                where = e.path if e.line is None else f"{e.path}:{e.line}"
+                tail.append(f"- {md_item(where)}: {md(e.message)}")
+        tail += ["", "---", "", summary_line(audit)]
+        out.write("\n".join(tail) + "\n")
+
+    def _head(self, report: AuditStream) -> list[str]:
         s = summarize(report)
         out = [
             f"# XSA-97 audit: {s.affected} of {s.guests} guests affected",
@@ -91,22 +126,7 @@ class MarkdownFormatter(Formatter):
         for key, value in host_facts(report).items():
             out.append(_row((md(key), md(_fact(value)))))
         out += ["", "## Guests", ""]
-        if report.findings:
-            out.append(_row(GUEST_COLUMNS))
-            out.append(_row(GUEST_ALIGN))
-            out += [_row(self._cells(f)) for f in report.findings]
-        else:
-            out.append("No guests were audited.")
-        for f in report.findings:
-            if needs_attention(f):
-                out += ["", *self._section(f)]
-        if report.errors:
-            out += ["", "## Input errors", ""]
-            for e in report.errors:
-                where = e.path if e.line is None else f"{e.path}:{e.line}"
-                out.append(f"- {md_item(where)}: {md(e.message)}")
-        out += ["", "---", "", summary_line(report)]
-        return "\n".join(out) + "\n"
+        return out
 
     def _cells(self, f: Finding) -> list[str]:
         verdict = verdict_label(f.verdict)
@@ -123,7 +143,8 @@ class MarkdownFormatter(Formatter):
             f.severity,
         ]
 
-    def _section(self, f: Finding) -> list[str]:
+    def _section(self, f: Finding, related: tuple[OpStall, ...],
+                 audit: AuditStream) -> list[str]:
         ref = decisive_ref(f)
         where = md(ref.path) + ("" if ref.line is None else f" line {ref.line}")
         if ref.key:
@@ -138,8 +159,12 @@ class MarkdownFormatter(Formatter):
             f"- Worst-case non-preemptible section: {format_ms(f.worst_case_ms)} ms; "
             f"Xen {md(f.xen_version or '?')}, XSA-97 fix: {yes_no(f.xsa97_fixed)}"
         )
-        if f.reasons:
+        if f.reasons and (self.verbose or needs_attention(f)):
             out += ["", "Reasons:", ""] + [f"- {md_item(r)}" for r in f.reasons]
+        if related:
+            out += ["", "Related findings (outside the verdict):", ""]
+            out += [f"- {md_item(related_text(op, related_severity(op, audit)))}"
+                    for op in related]
         if f.mitigations:
             out += ["", "Mitigations, cheapest first:", ""]
             for i, m in enumerate(f.mitigations, 1):

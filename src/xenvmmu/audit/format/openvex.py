@@ -1,60 +1,81 @@
-"""``--format openvex``: an OpenVEX v0.2.0 document, one statement per guest.
+"""``--format openvex``: an OpenVEX v0.2.0 document, two statements per guest.
 
-The product of a statement is the guest, ``xenvmmu:guest/<name, else path>``
-(percent-encoded), with the Xen release it runs on as a subcomponent (NVD's CPE
-``cpe:2.3:o:xen:xen:<version>``) when the version is known. The vulnerability is the guest's
-CVE: CVE-2014-5146 for HAP, CVE-2014-5149 for shadow paging; a guest with no paging (PV, Arm)
-gets CVE-2014-5146, ``not_affected``. A guest whose paging mode could not be determined gets
-one ``under_investigation`` statement for *each* CVE, since either may apply.
+Products. A statement's product is the guest, identified uniquely within the document: a
+domain read from ``xl list -l`` by its uuid (``urn:uuid:<uuid>``), any other guest by the path
+of its file as given (``urn:xenvmmu:guest:path:<path>``, percent-encoded); never by its name,
+since two guests may share one. Should two guests still share an identity (two domains of
+one listing without a uuid), the later ones get ``#2``, ``#3``... so a product has at most
+one status per CVE. The Xen release it runs on is a subcomponent (NVD's CPE
+``cpe:2.3:o:xen:xen:<version>``) when the version is known; the guest's name and file are in
+``status_notes``.
 
-Status and justification:
+Vulnerabilities. Every guest gets a statement for each of XSA-97's CVEs, CVE-2014-5146 (the
+HAP code) and CVE-2014-5149 (the shadow-paging code), in that order.
 
-==============================================  ===========================================
-verdict / facts                                 statement
-==============================================  ===========================================
-affected                                        ``affected``, ``action_statement`` = the
-                                                cheapest mitigation
-unknown                                         ``under_investigation``
-not affected, no paging (PV, Arm)               ``vulnerable_code_not_in_execute_path``
-not affected, HAP on a fixed release            ``vulnerable_code_not_present`` (xsa97-hap
-                                                made the operations preemptible)
-not affected otherwise (stall within budget)    ``inline_mitigations_already_exist``: the
-                                                code is there and reachable, but the
-                                                guest's size and paging pool bound the
-                                                non-preemptible work below the budget
-==============================================  ===========================================
+Status and justification, per the OpenVEX specification's meanings (a justification only
+where its meaning holds, else an ``impact_statement`` alone):
 
-Every ``not_affected`` statement also has an ``impact_statement`` (the reasons and the
-numbers), every statement ``status_notes`` naming the guest's file.
+=================================================  ==========================================
+guest / facts                                      statement for the CVE
+=================================================  ==========================================
+affected, the CVE of its paging mode               ``affected``, ``action_statement`` = the
+                                                   cheapest mitigation
+unknown, paging mode unknown                       ``under_investigation`` (either CVE)
+unknown, the CVE of its paging mode                ``under_investigation``
+no HVM paging (PV, PVHv1, a guest xl cannot        ``not_affected``,
+create) on x86; the CVE of the other paging mode   ``vulnerable_code_not_in_execute_path``
+Arm host                                           ``not_affected``,
+                                                   ``vulnerable_code_not_present`` (the x86
+                                                   paging code is not built)
+HAP on a release with the xsa97-hap fix            ``not_affected``,
+(CVE-2014-5146)                                    ``vulnerable_code_not_present`` (the walk
+                                                   is preemptible); a residual HAP type sweep
+                                                   is named in the impact statement
+the CVE of its paging mode, worst case within      ``not_affected``, no justification: the
+the budget                                         code is present, reachable and driven by
+                                                   the adversary, only bounded below the
+                                                   budget, which the ``impact_statement``
+                                                   says with the numbers
+=================================================  ==========================================
+
+Every ``not_affected`` statement has an ``impact_statement``, every statement
+``status_notes``. The statements are written to a temporary file as the guests come; the
+document's ``@id`` is the SHA-256 of the issue time and the statements' text, so equal input
+and timestamp give byte-identical output.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import re
 from datetime import UTC, datetime
+from typing import TextIO
 from urllib.parse import quote
 
-from xenvmmu.audit.findings import AuditReport, Finding
+from xenvmmu.audit.findings import AuditStream, Finding
 from xenvmmu.audit.format.base import (
     ADVISORY,
     CVE_HAP,
     CVE_SHADOW,
     TOOL_NAME,
     Formatter,
-    dump_json,
+    JsonListWriter,
+    encode_json,
     finding_cve,
     first_mitigation,
     format_ms,
     format_number,
-    guest_id,
+    one_line,
     register,
+    spool,
     tool_version,
 )
 
 CONTEXT = "https://openvex.dev/ns/v0.2.0"
+CVES = (CVE_HAP, CVE_SHADOW)
 _CPE_VERSION = re.compile(r"^[0-9A-Za-z._-]+$")
+_MODE_OF_CVE = {CVE_HAP: "HAP", CVE_SHADOW: "shadow paging"}
 
 
 def timestamp_text(ts: datetime) -> str:
@@ -64,13 +85,38 @@ def timestamp_text(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def product(f: Finding) -> dict[str, object]:
-    """The guest as an OpenVEX component."""
-    component: dict[str, object] = {"@id": f"xenvmmu:guest/{quote(guest_id(f), safe='')}"}
+def product_id(f: Finding) -> str:
+    """The guest's identity: ``urn:uuid:<uuid>`` for a domain with a uuid, else its file's
+    path as given, ``urn:xenvmmu:guest:path:<percent-encoded path>``."""
+    if f.uuid:
+        return f"urn:uuid:{quote(f.uuid, safe='-')}"
+    path = f.source.path.encode("utf-8", "surrogateescape")
+    return f"urn:xenvmmu:guest:path:{quote(path, safe='/')}"
+
+
+def product(f: Finding, identity: str | None = None) -> dict[str, object]:
+    """The guest as an OpenVEX component (``identity``: its ``@id``, by default
+    :func:`product_id`)."""
+    component: dict[str, object] = {"@id": identity or product_id(f)}
     if f.xen_version and _CPE_VERSION.match(f.xen_version):
         xen = {"cpe23": f"cpe:2.3:o:xen:xen:{f.xen_version}:*:*:*:*:*:*:*"}
         component["subcomponents"] = [{"identifiers": xen}]
     return component
+
+
+class _Identities:
+    """Product identities unique within the document (``#2``, ``#3``... for repeats)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, f: Finding) -> str:
+        base = product_id(f)
+        n = self.seen.get(base, 0) + 1
+        self.seen[base] = n
+        if n == 1:
+            return base
+        return f"{base}-{n}" if "#" in base else f"{base}#{n}"
 
 
 @register
@@ -78,79 +124,102 @@ class OpenVexFormatter(Formatter):
     """OpenVEX v0.2.0: what the audit says about each guest, as VEX statements."""
 
     name = "openvex"
-    description = "OpenVEX v0.2.0 VEX document, one statement per guest"
+    description = "OpenVEX v0.2.0 VEX document, a statement per guest and CVE"
 
-    def render(self, report: AuditReport) -> str:
+    def write(self, audit: AuditStream, out: TextIO) -> None:
         """The document; its ``@id`` is derived from its content, so equal input and
         timestamp give byte-identical output."""
         issued = timestamp_text(self.timestamp or datetime.now(UTC))
-        statements = [
-            _statement(f, cve, report.budget_ms)
-            for f in report.findings
-            for cve in _cves(f)
-        ]
-        digest = hashlib.sha256(
-            json.dumps([issued, statements], sort_keys=True).encode("utf-8", "surrogatepass")
-        ).hexdigest()
-        document: dict[str, object] = {
+        probe = JsonListWriter(io.StringIO())
+        probe.begin(self._document(audit, issued, "", probe.placeholder))
+        newline, digest = probe.newline, hashlib.sha256(issued.encode())
+        identity = _Identities()
+        arm = str(audit.host.get("arch") or "x86") == "arm"
+        count = 0
+        with spool() as statements:
+            for f in audit:
+                ident = identity(f)
+                for cve in CVES:
+                    text = encode_json(_statement(f, cve, ident, audit.budget_ms, arm), newline)
+                    text = ("," + newline if count else newline) + text
+                    digest.update(text.encode("utf-8", "surrogatepass"))
+                    statements.write(text)
+                    count += 1
+            del identity
+            writer = JsonListWriter(out)
+            document = self._document(audit, issued, digest.hexdigest(), writer.placeholder)
+            writer.begin(document)
+            writer.items_from(statements, count)
+            writer.end(document)
+
+    def _document(self, audit: AuditStream, issued: str, digest: str,
+                  statements: list[object]) -> dict[str, object]:
+        return {
             "@context": CONTEXT,
             "@id": f"urn:xenvmmu:vex:{digest}",
             "author": TOOL_NAME,
             "role": "automated audit",
             "timestamp": issued,
             "version": 1,
-            "tooling": f"{TOOL_NAME} {tool_version(report)}",
+            "tooling": f"{TOOL_NAME} {tool_version(audit)}",
             "statements": statements,
         }
-        return dump_json(document)
 
 
-def _cves(f: Finding) -> tuple[str, ...]:
-    cve = finding_cve(f)
-    if cve is not None:
-        return (cve,)
-    if f.verdict == "unknown":
-        return (CVE_HAP, CVE_SHADOW)
-    return (CVE_HAP,)
-
-
-def _statement(f: Finding, cve: str, budget_ms: float) -> dict[str, object]:
+def _statement(f: Finding, cve: str, identity: str, budget_ms: float,
+               arm: bool) -> dict[str, object]:
     statement: dict[str, object] = {
         "vulnerability": {
             "@id": f"https://nvd.nist.gov/vuln/detail/{cve}",
             "name": cve,
             "aliases": [ADVISORY],
         },
-        "products": [product(f)],
+        "products": [product(f, identity)],
     }
     where = f.source.path if f.source.line is None else f"{f.source.path}:{f.source.line}"
-    notes = f"guest read from {where}"
+    notes = (f'guest "{one_line(f.name)}" read from {where}' if f.name is not None
+             else f"guest read from {where}")
     stall = (
         f"worst-case non-preemptible section {format_ms(f.worst_case_ms)} ms, "
         f"budget {format_number(budget_ms)} ms"
     )
-    if f.verdict == "affected" and f.cve == cve:
+    mine = finding_cve(f)  # the CVE of the guest's paging mode (None: no HVM paging)
+    impact: list[str] = []
+    if f.verdict == "unknown" and (mine is None or mine == cve):
+        statement["status"] = "under_investigation"
+        if f.reasons:
+            notes += "; could not assess: " + "; ".join(f.reasons)
+    elif f.verdict == "affected" and (f.cve == cve or (
+            f.cve is None and mine == cve and not (f.paging == "hap" and f.xsa97_fixed))):
         mitigation = first_mitigation(f)
         statement["status"] = "affected"
         statement["action_statement"] = (
             mitigation.text if mitigation is not None else "No mitigation known; see XSA-97."
         )
         notes += f"; {stall}"
-    elif f.verdict == "unknown":
-        statement["status"] = "under_investigation"
-        if f.reasons:
-            notes += "; could not assess: " + "; ".join(f.reasons)
     else:
         statement["status"] = "not_affected"
-        if f.paging is None:
+        if arm:
+            statement["justification"] = "vulnerable_code_not_present"
+            impact.append(f"Arm host: the x86 {_MODE_OF_CVE[cve]} code of {cve} is not built")
+        elif mine is None:
             statement["justification"] = "vulnerable_code_not_in_execute_path"
+            impact += f.reasons
+        elif mine != cve:
+            statement["justification"] = "vulnerable_code_not_in_execute_path"
+            impact.append(f"the guest uses {_MODE_OF_CVE.get(mine, '?')}; {cve} is in "
+                          f"{_MODE_OF_CVE[cve]}'s code, which it never runs")
         elif f.paging == "hap" and f.xsa97_fixed:
             statement["justification"] = "vulnerable_code_not_present"
-        else:
-            statement["justification"] = "inline_mitigations_already_exist"
-        impact = list(f.reasons)
-        if f.paging is not None:
+            impact.append("this release has the xsa97-hap fix: the HAP log-dirty walk is "
+                          "preemptible")
+            if f.verdict == "affected":  # a residual finding, not this CVE's code
+                impact += f.reasons
             impact.append(stall)
+        else:  # present, reachable, driven by the adversary: only bounded by the guest's size
+            impact += f.reasons
+            impact.append(stall)
+    if statement["status"] == "not_affected":
         statement["impact_statement"] = "; ".join(impact) or "not affected"
     statement["status_notes"] = notes
     return statement

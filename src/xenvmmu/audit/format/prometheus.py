@@ -21,18 +21,27 @@ requires: two guests with the same name in different files differ by ``source``,
 guests of one file that would still share ``{guest, source, paging}`` (unnamed domains of an
 ``xl list -l``, a name listed twice) get ``occurrence="2"``, ``"3"``... on every one of their
 series (the first has no ``occurrence`` label, which Prometheus reads as empty).
+
+The per-guest families are written to one temporary file each as the guests come, and copied
+after the fleet's counts: each family stays in one block, as the format requires, and
+memory holds only one small key per guest (for ``occurrence``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from contextlib import ExitStack
+from typing import TextIO
 
-from xenvmmu.audit.findings import AuditReport, Finding
+from xenvmmu.audit.findings import AuditStream, Finding
 from xenvmmu.audit.format.base import (
     VERDICTS,
     Formatter,
+    copy_spool,
     display_name,
     register,
+    spool,
     summarize,
 )
 
@@ -61,33 +70,59 @@ def format_value(value: float) -> str:
     return repr(value)
 
 
-def metric(name: str, help_text: str, samples: list[Sample]) -> list[str]:
+def metric(name: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
     """One metric family: HELP, TYPE gauge, then its samples."""
     lines = [f"# HELP {name} {escape_help(help_text)}", f"# TYPE {name} gauge"]
-    for labels, value in samples:
-        rendered = ",".join(f'{key}="{escape_label(val)}"' for key, val in labels)
-        series = f"{name}{{{rendered}}}" if labels else name
-        lines.append(f"{series} {format_value(value)}")
+    lines += [sample_line(name, labels, value) for labels, value in samples]
     return lines
+
+
+def sample_line(name: str, labels: Labels, value: float) -> str:
+    """One sample: ``name{labels} value``."""
+    if not labels:
+        return f"{name} {format_value(value)}"
+    rendered = ",".join(f'{key}="{escape_label(val)}"' for key, val in labels)
+    return f"{name}{{{rendered}}} {format_value(value)}"
 
 
 def _base_labels(f: Finding) -> Labels:
     return (("guest", display_name(f)), ("source", f.source.path), ("paging", f.paging or ""))
 
 
-def guest_label_sets(findings: tuple[Finding, ...] | list[Finding]) -> list[Labels]:
-    """The identifying labels of each finding, unique across the report: ``guest``,
-    ``source``, ``paging``, and ``occurrence`` (``"2"``, ``"3"``...) for the second and later
-    findings with the same three (absent, i.e. empty, on the first: node_exporter fills a
-    missing label with the empty string)."""
-    seen: dict[Labels, int] = {}
-    out: list[Labels] = []
-    for f in findings:
+class GuestLabels:
+    """The identifying labels of each finding, unique across the report (call it on each
+    finding in turn): ``guest``, ``source``, ``paging``, and ``occurrence`` (``"2"``,
+    ``"3"``...) for the second and later findings with the same three (absent, i.e. empty, on
+    the first: node_exporter fills a missing label with the empty string). Keeps one key per
+    distinct guest."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, f: Finding) -> Labels:
         base = _base_labels(f)
-        n = seen.get(base, 0) + 1
-        seen[base] = n
-        out.append((*base, ("occurrence", str(n))) if n > 1 else base)
-    return out
+        key = "\0".join(value for _, value in base)
+        n = self.seen.get(key, 0) + 1
+        self.seen[key] = n
+        return (*base, ("occurrence", str(n))) if n > 1 else base
+
+
+def guest_label_sets(findings: Iterable[Finding]) -> list[Labels]:
+    """:class:`GuestLabels` of every finding, in order."""
+    labels = GuestLabels()
+    return [labels(f) for f in findings]
+
+
+#: The per-guest families: name, HELP text.
+GUEST_FAMILIES = (
+    ("xenvmmu_guest_info", "Facts about an audited guest, as labels; always 1."),
+    ("xenvmmu_guest_affected",
+     "1 if the guest is affected by XSA-97 (CVE-2014-5146/CVE-2014-5149), else 0."),
+    ("xenvmmu_guest_assessed",
+     "1 if the guest could be assessed for XSA-97, 0 if its verdict is unknown."),
+    ("xenvmmu_guest_worst_case_stall_seconds",
+     "Longest non-preemptible virtual-MMU section that can be driven against the guest."),
+)
 
 
 @register
@@ -97,55 +132,43 @@ class PrometheusFormatter(Formatter):
     name = "prometheus"
     description = "Prometheus text format for node_exporter's textfile collector"
 
-    def render(self, report: AuditReport) -> str:
+    def write(self, audit: AuditStream, out: TextIO) -> None:
         """All metric families, each once, ending with a newline."""
-        counts = summarize(report).by_verdict()
-        findings = report.findings
-        lines = metric(
-            "xenvmmu_audit_budget_seconds",
-            "Latency budget a guest's longest non-preemptible virtual-MMU section is judged "
-            "against (XSA-97).",
-            [((), report.budget_ms / 1000)],
-        )
-        lines += metric(
-            "xenvmmu_guests",
-            "Guests audited for XSA-97, by verdict.",
-            [((("verdict", v),), counts[v]) for v in VERDICTS],
-        )
-        lines += metric(
-            "xenvmmu_input_errors",
-            "Inputs the XSA-97 audit could not read or understand.",
-            [((), len(report.errors))],
-        )
-        if not findings:
-            return "\n".join(lines) + "\n"
-        ids = guest_label_sets(findings)
-        pairs = list(zip(ids, findings, strict=True))
-        lines += metric(
-            "xenvmmu_guest_info",
-            "Facts about an audited guest, as labels; always 1.",
-            [(self._info_labels(labels, f), 1) for labels, f in pairs],
-        )
-        lines += metric(
-            "xenvmmu_guest_affected",
-            "1 if the guest is affected by XSA-97 (CVE-2014-5146/CVE-2014-5149), else 0.",
-            [(labels, f.verdict == "affected") for labels, f in pairs],
-        )
-        lines += metric(
-            "xenvmmu_guest_assessed",
-            "1 if the guest could be assessed for XSA-97, 0 if its verdict is unknown.",
-            [(labels, f.verdict != "unknown") for labels, f in pairs],
-        )
-        lines += metric(
-            "xenvmmu_guest_worst_case_stall_seconds",
-            "Longest non-preemptible virtual-MMU section that can be driven against the guest.",
-            [
-                (labels, f.worst_case_ms / 1000)
-                for labels, f in pairs
-                if f.worst_case_ms is not None
-            ],
-        )
-        return "\n".join(lines) + "\n"
+        identify = GuestLabels()
+        with ExitStack() as stack:
+            parts = [stack.enter_context(spool()) for _ in GUEST_FAMILIES]
+            info, affected, assessed, stall = (name for name, _ in GUEST_FAMILIES)
+            for f in audit:
+                labels = identify(f)
+                parts[0].write(sample_line(info, self._info_labels(labels, f), 1) + "\n")
+                parts[1].write(sample_line(affected, labels, f.verdict == "affected") + "\n")
+                parts[2].write(sample_line(assessed, labels, f.verdict != "unknown") + "\n")
+                if f.worst_case_ms is not None:
+                    parts[3].write(sample_line(stall, labels, f.worst_case_ms / 1000) + "\n")
+            del identify
+            counts = summarize(audit).by_verdict()
+            lines = metric(
+                "xenvmmu_audit_budget_seconds",
+                "Latency budget a guest's longest non-preemptible virtual-MMU section is "
+                "judged against (XSA-97).",
+                [((), audit.budget_ms / 1000)],
+            )
+            lines += metric(
+                "xenvmmu_guests",
+                "Guests audited for XSA-97, by verdict.",
+                [((("verdict", v),), counts[v]) for v in VERDICTS],
+            )
+            lines += metric(
+                "xenvmmu_input_errors",
+                "Inputs the XSA-97 audit could not read or understand.",
+                [((), len(audit.errors))],
+            )
+            out.write("\n".join(lines) + "\n")
+            if not audit.guests:
+                return
+            for (name, help_text), part in zip(GUEST_FAMILIES, parts, strict=True):
+                out.write("\n".join(metric(name, help_text, ())) + "\n")
+                copy_spool(part, out)
 
     def _info_labels(self, labels: Labels, f: Finding) -> Labels:
         return (

@@ -1,21 +1,38 @@
 """``--format table`` (the default): a fixed-width report for a terminal.
 
 One row per guest (WORST ms is the longest non-preemptible section from the low to the high
-end of the cost ranges; the verdict uses the high end), then what to do about each affected
-or unknown guest (its reasons and the cheapest mitigation), then the inputs that could not be
-read, then a one-line summary. Plain text unless ``color=True``; control characters in names
-are shown as escapes and wide (East Asian) characters count as two columns, so the columns
-stay aligned.
+end of the cost ranges; the verdict uses the high end; SOURCE is the shortest end of the
+guest's path that tells it apart from every other input, so two ``web.cfg`` in different
+directories show as ``a/web.cfg`` and ``b/web.cfg``), a legend for FIXED, then what to do
+about each affected or unknown guest (its reasons, its related findings and its mitigations:
+``verbose`` gives the reasons of every guest), the related findings of the other guests (an
+operation outside the verdict that this release does not preempt and that reaches the
+budget, such as an XSA-410 p2m teardown), the inputs that could not be read, and a one-line
+summary. ``summary_only`` gives the fleet summary instead: counts per verdict, severity and
+release, and the ten worst guests.
+
+With ``width`` the table is fitted to that many columns: the least needed columns are left
+out (POOL MiB, TYPE, MEM MiB, FIXED), then long guest names are cut at the end and paths at
+the start (``…``), and a line says what was left out; detail lines are wrapped. Plain
+text unless ``color=True``; control characters in names are shown as escapes and wide (East
+Asian) characters count as two columns, so the columns stay aligned.
+
+The rows are written to a temporary file as the guests come and the table is written from it
+at the end, when the column widths are known: memory does not grow with the fleet.
 """
 
 from __future__ import annotations
 
-import os
+import textwrap
 import unicodedata
+from typing import IO, TextIO
 
-from xenvmmu.audit.findings import AuditReport, Finding, Verdict
+from xenvmmu.audit.findings import AuditStream, Finding, OpStall, Verdict
 from xenvmmu.audit.format.base import (
+    SEVERITIES,
     Formatter,
+    Tally,
+    copy_spool,
     decisive_ref,
     display_name,
     format_int,
@@ -24,6 +41,11 @@ from xenvmmu.audit.format.base import (
     needs_attention,
     one_line,
     register,
+    related_findings,
+    related_severity,
+    related_text,
+    shortest_unique_suffixes,
+    spool,
     summary_line,
     verdict_label,
     yes_no,
@@ -35,8 +57,36 @@ HEADER = (
 )
 #: columns holding numbers are right-aligned
 NUMERIC = frozenset({"MEM MiB", "POOL MiB", "WORST ms"})
+#: what a narrow terminal loses first
+DROP_ORDER = ("POOL MiB", "TYPE", "MEM MiB", "FIXED")
+#: how far long names and paths may be cut (terminal columns)
+MIN_WIDTH = {"GUEST": 12, "SOURCE": 12}
+WORST_COLUMNS = ("GUEST", "SOURCE", "PAGING", "WORST ms", "VERDICT", "SEVERITY")
+WORST_GUESTS = 10
+LEGEND = (
+    "FIXED: whether the release has the xsa97-hap fix (the HAP log-dirty walk made "
+    "preemptible: 4.3.4, 4.4.2, 4.5.0 and later, or --patched xsa97-hap; ? unknown). No "
+    "release fixes shadow paging (CVE-2014-5149)."
+)
+ELLIPSIS = "…"
 
 _COLORS: dict[Verdict, str] = {"affected": "31", "not_affected": "32", "unknown": "33"}
+_VERDICT: dict[str, Verdict] = {v: v for v in _COLORS}
+_LABELS: dict[str, Verdict] = {verdict_label(v): v for v in _COLORS}
+_SOURCE = HEADER.index("SOURCE")
+
+
+class _Blocks:
+    """Parts of the output separated by one blank line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = False
+
+    def start(self) -> None:
+        if self.started:
+            self.out.write("\n")
+        self.started = True
 
 
 @register
@@ -45,31 +95,58 @@ class TableFormatter(Formatter):
 
     name = "table"
     description = "fixed-width table for a terminal (default)"
+    options = frozenset({"verbose", "summary_only", "width", "color"})
 
-    def render(self, report: AuditReport) -> str:
-        """The table, the per-guest details, the input errors and the summary line."""
-        lines: list[str] = []
-        if report.findings:
-            lines += self._table(report.findings)
-        attention = [f for f in report.findings if needs_attention(f)]
-        if attention:
-            lines.append("")
-            for finding in attention:
-                lines += self._details(finding)
-        if report.errors:
-            lines += ["", "Input errors:"]
-            for err in report.errors:
+    def write(self, audit: AuditStream, out: TextIO) -> None:
+        """The table, the legend, the per-guest details, the input errors and the summary
+        line (or, with ``summary_only``, the fleet summary)."""
+        widths = [_width(title) for title in HEADER]
+        paths: set[str] = set()
+        tally = Tally(keep=WORST_GUESTS)
+        budget = audit.budget_ms
+        with spool() as rows, spool() as details:
+            for f in audit:
+                row = self._row(f)
+                paths.add(row[_SOURCE])
+                related = related_findings(f, budget)
+                tally.add(f, row, bool(related))
+                if self.summary_only:
+                    continue
+                for i, cell in enumerate(row):
+                    if i != _SOURCE:
+                        w = len(cell) if cell.isascii() else _width(cell)
+                        if w > widths[i]:
+                            widths[i] = w
+                rows.write(f"{f.verdict}\t" + "\t".join(row) + "\n")
+                if self.verbose or related or needs_attention(f):
+                    details.write("\n".join(self._details(f, related, audit)) + "\n")
+            suffix = shortest_unique_suffixes(paths)
+            del paths
+            if self.summary_only:
+                self._summary(audit, tally, suffix, out)
+                return
+            blocks = _Blocks(out)
+            if audit.guests:
+                widths[_SOURCE] = max([widths[_SOURCE], *(_width(s) for s in suffix.values())])
+                self._table(rows, widths, suffix, blocks)
+            if details.tell():
+                blocks.start()
+                copy_spool(details, out)
+        if audit.errors:
+            blocks.start()
+            out.write("Input errors:\n")
+            for err in audit.errors:
                 where = err.path if err.line is None else f"{err.path}:{err.line}"
-                lines.append(f"  {one_line(where)}: {one_line(err.message)}")
-        if lines:
-            lines.append("")
-        lines.append(summary_line(report))
-        return "\n".join(lines) + "\n"
+                out.write(f"  {one_line(where)}: {one_line(err.message)}\n")
+        blocks.start()
+        out.write(summary_line(audit) + "\n")
+
+    # --- the table --------------------------------------------------------------------------
 
     def _row(self, f: Finding) -> tuple[str, ...]:
         return (
             one_line(display_name(f)),
-            one_line(os.path.basename(f.source.path) or f.source.path),
+            one_line(f.source.path),
             f.guest_type or "?",
             f.paging or "-",
             format_int(f.memory_mib),
@@ -80,24 +157,90 @@ class TableFormatter(Formatter):
             f.severity,
         )
 
-    def _table(self, findings: tuple[Finding, ...]) -> list[str]:
-        rows = [self._row(f) for f in findings]
-        columns = zip(HEADER, *rows, strict=True)
-        widths = [max(_width(cell) for cell in column) for column in columns]
-        out = [self._line(HEADER, widths, None)]
-        out += [self._line(row, widths, f.verdict) for row, f in zip(rows, findings, strict=True)]
-        return out
+    def _table(self, rows: IO[str], widths: list[int], suffix: dict[str, str],
+               blocks: _Blocks) -> None:
+        out = blocks.out
+        shown, fitted, note = self._fit(HEADER, widths)
+        blocks.start()
+        out.write(self._line(HEADER, shown, fitted, None) + "\n")
+        rows.flush()
+        rows.seek(0)
+        for text in rows:
+            verdict, *cells = text[:-1].split("\t")
+            cells[_SOURCE] = suffix.get(cells[_SOURCE], cells[_SOURCE])
+            out.write(self._line(cells, shown, fitted, _VERDICT[verdict]) + "\n")
+        legend = [note] if note else []
+        if HEADER.index("FIXED") in shown:
+            legend.append(LEGEND)
+        if legend:
+            blocks.start()
+            out.write("".join(self._wrap(line, "", "  ") + "\n" for line in legend))
 
-    def _line(self, cells: tuple[str, ...], widths: list[int], verdict: Verdict | None) -> str:
+    def _fit(self, titles: tuple[str, ...], widths: list[int]
+             ) -> tuple[list[int], list[int], str]:
+        """Which columns to show (indices) and their widths, fitted to ``self.width``, and
+        a line saying what was left out or cut ("" when nothing was). In order, until it
+        fits: leave out POOL MiB, TYPE, MEM MiB, FIXED (the same for every guest of a host),
+        then cut names and paths (no shorter than :data:`MIN_WIDTH`): a name is what tells
+        the rows apart."""
+        everything = list(range(len(titles)))
+        if self.width is None:
+            return everything, list(widths), ""
+        drops = [titles.index(t) for t in DROP_ORDER if t in titles]
+        states = [(drops[:n], False) for n in range(len(drops) + 1)] + [(drops, True)]
+        for dropped, may_cut in states:
+            shown = [i for i in everything if i not in dropped]
+            fitted = self._shrink(titles, widths, shown, may_cut)
+            if sum(fitted[i] for i in shown) + 2 * (len(shown) - 1) <= self.width:
+                break
+        cut = fitted != widths
+        if not (cut or dropped):
+            return shown, fitted, ""
+        what = []
+        if dropped:
+            what.append(", ".join(titles[i] for i in dropped) + " left out")
+        if cut:
+            what.append(f"names and paths cut ({ELLIPSIS})")
+        return shown, fitted, (f"(fitted to {self.width} columns: {'; '.join(what)}; --wide "
+                               "shows everything)")
+
+    def _shrink(self, titles: tuple[str, ...], widths: list[int], shown: list[int],
+                may_cut: bool) -> list[int]:
+        """``widths`` with the widest of the name and path columns narrowed one column at a
+        time until the shown columns fit (or reach their minimum)."""
+        fitted = list(widths)
+        if not may_cut:
+            return fitted
+        assert self.width is not None
+        excess = sum(fitted[i] for i in shown) + 2 * (len(shown) - 1) - self.width
+        names = [i for i in shown if titles[i] in MIN_WIDTH]
+        while excess > 0:
+            can = [i for i in names if fitted[i] > max(MIN_WIDTH[titles[i]], _width(titles[i]))]
+            if not can:
+                break
+            fitted[max(can, key=lambda i: fitted[i])] -= 1
+            excess -= 1
+        return fitted
+
+    def _line(self, cells: tuple[str, ...] | list[str], shown: list[int], widths: list[int],
+              verdict: Verdict | None, titles: tuple[str, ...] = HEADER) -> str:
         parts = []
-        for title, cell, width in zip(HEADER, cells, widths, strict=True):
-            pad = " " * (width - _width(cell))
+        for i in shown:
+            title, cell, width = titles[i], cells[i], widths[i]
+            w = len(cell) if cell.isascii() else _width(cell)
+            if w > width:
+                cell = _cut(cell, width, keep_end=title == "SOURCE")
+                w = _width(cell)
+            pad = " " * (width - w)
             if verdict is not None and title == "VERDICT":
                 cell = self._paint(cell, verdict)
             parts.append(pad + cell if title in NUMERIC else cell + pad)
         return "  ".join(parts).rstrip()
 
-    def _details(self, f: Finding) -> list[str]:
+    # --- details ----------------------------------------------------------------------------
+
+    def _details(self, f: Finding, related: tuple[OpStall, ...],
+                 audit: AuditStream) -> list[str]:
         ref = decisive_ref(f)
         where = ref.path if ref.line is None else f"{ref.path}:{ref.line}"
         if ref.key:
@@ -105,13 +248,55 @@ class TableFormatter(Formatter):
         head = f"{one_line(display_name(f))}: {self._paint(verdict_label(f.verdict), f.verdict)}"
         if f.verdict == "affected":
             head += f", {f.severity}"
-        if f.cve:
+        if f.cve and f.verdict != "not_affected":
             head += f", {f.cve}"
         out = [f"{head} ({one_line(where)})"]
-        out += [f"  - {one_line(reason)}" for reason in f.reasons]
+        if self.verbose or needs_attention(f):
+            out += [self._wrap(one_line(reason), "  - ", "    ") for reason in f.reasons]
+        for op in related:
+            text = related_text(op, related_severity(op, audit))
+            out.append(self._wrap(one_line(text), "  related: ", "    "))
         for i, mitigation in enumerate(f.mitigations, 1):
-            out.append(f"  fix {i}: {one_line(mitigation.text)} [{mitigation.action}]")
+            out.append(self._wrap(f"{one_line(mitigation.text)} [{mitigation.action}]",
+                                  f"  fix {i}: ", "    "))
         return out
+
+    def _wrap(self, text: str, first: str, later: str) -> str:
+        if self.width is None or _width(first + text) <= self.width:
+            return first + text
+        return textwrap.fill(text, self.width, initial_indent=first, subsequent_indent=later,
+                             break_long_words=False, break_on_hyphens=False)
+
+    # --- summary ----------------------------------------------------------------------------
+
+    def _summary(self, audit: AuditStream, tally: Tally, suffix: dict[str, str],
+                 out: TextIO) -> None:
+        v, s = tally.verdicts, tally.severities
+        lines = [
+            f"Verdicts:    {v['affected']} affected, {v['not_affected']} not affected, "
+            f"{v['unknown']} unknown",
+            "Severities:  " + ", ".join(f"{s.get(k, 0)} {k}" for k in SEVERITIES),
+            "Releases:    " + (", ".join(f"Xen {one_line(r)}: {n}" for r, n in
+                                         sorted(tally.releases.items())) or "none"),
+            f"Related:     {tally.related} guest{'' if tally.related == 1 else 's'} with a "
+            "related finding (an operation outside the verdict that reaches the budget; "
+            "listed without --summary)",
+            f"Input errors: {len(audit.errors)}",
+        ]
+        out.write("\n".join(self._wrap(line, "", "             ") for line in lines) + "\n")
+        worst = tally.worst()
+        if worst:
+            out.write(f"\nThe {len(worst)} worst guest{'s' if len(worst) > 1 else ''}:\n")
+            pick = [HEADER.index(t) for t in WORST_COLUMNS]
+            rows = [tuple(r[i] for i in pick) for r in worst]
+            rows = [(r[0], suffix.get(r[1], r[1]), *r[2:]) for r in rows]
+            widths = [max(_width(c) for c in column)
+                      for column in zip(WORST_COLUMNS, *rows, strict=True)]
+            shown, fitted, _ = self._fit(WORST_COLUMNS, widths)
+            out.write(self._line(WORST_COLUMNS, shown, fitted, None, WORST_COLUMNS) + "\n")
+            for r in rows:
+                out.write(self._line(r, shown, fitted, _LABELS[r[4]], WORST_COLUMNS) + "\n")
+        out.write("\n" + summary_line(audit) + "\n")
 
     def _paint(self, text: str, verdict: Verdict) -> str:
         if not self.color:
@@ -121,9 +306,25 @@ class TableFormatter(Formatter):
 
 def _width(text: str) -> int:
     """Terminal columns ``text`` takes: wide characters 2, combining marks 0."""
+    if text.isascii():
+        return len(text)
     width = 0
     for c in text:
         if unicodedata.combining(c):
             continue
         width += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
     return width
+
+
+def _cut(text: str, width: int, *, keep_end: bool) -> str:
+    """``text`` cut to ``width`` columns with an ellipsis (at the start with ``keep_end``)."""
+    chars = list(reversed(text)) if keep_end else list(text)
+    kept: list[str] = []
+    used = _width(ELLIPSIS)
+    for c in chars:
+        w = _width(c)
+        if used + w > width:
+            break
+        kept.append(c)
+        used += w
+    return ELLIPSIS + "".join(reversed(kept)) if keep_end else "".join(kept) + ELLIPSIS
