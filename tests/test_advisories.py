@@ -110,3 +110,18 @@ def test_xsa344_many_event_channels_before_the_fix() -> None:
     assert fixed.worst_case_ms is not None and fixed.worst_case_ms < 0.1
     # PV guests too: the event channels are not a paging matter
     assert _evtchn("4.13.0", 131071, kind="pv").verdict == "affected"
+
+
+def test_advisory_flag_narrows_the_json(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    cfg = tmp_path / "g.cfg"
+    cfg.write_text('name = "g"\nbuilder = "hvm"\nmemory = 65536\nvcpus = 4\nhap = 0\n')
+    main(["audit", "--xen-version", "4.18.5", "--format", "json", str(cfg)])
+    (g,) = json.loads(capsys.readouterr().out)["guests"]
+    assert [a["id"] for a in g["advisories"]] == ["XSA-97", "XSA-344", "XSA-410", "XSA-495"]
+    main(["audit", "--xen-version", "4.18.5", "--advisory", "xsa-495,XSA-410", "--format",
+          "json", str(cfg)])
+    (g,) = json.loads(capsys.readouterr().out)["guests"]
+    assert [a["id"] for a in g["advisories"]] == ["XSA-410", "XSA-495"]
+    assert main(["audit", "--xen-version", "4.18.5", "--advisory", "XSA-1", str(cfg)]) == 2

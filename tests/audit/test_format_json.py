@@ -115,6 +115,7 @@ def test_affected_hap_guest_whole() -> None:
         ],
         "paging_reasons": ["hap not set in the config; the host supports HAP"],
         "uuid": None,
+        "advisories": [],
     }
 
 

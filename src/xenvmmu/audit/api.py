@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass, replace
 from typing import BinaryIO
 
@@ -198,14 +198,16 @@ def audit_settings(
     *,
     budget_ms: float = DEFAULT_BUDGET_MS,
     costs: CostProfile | str | os.PathLike[str] | None = None,
+    advisories: Iterable[str] | None = None,
 ) -> AuditSettings:
     """:class:`~xenvmmu.audit.settings.AuditSettings` from plain values.
 
     ``budget_ms``: the latency budget (default one credit-scheduler timeslice, 30 ms); a
     guest whose worst-case stall reaches it is affected. ``costs``: a cost profile, the path
     of a TOML cost profile (as ``xenvmmu audit --costs``), or ``None`` for the shipped
-    default. Raises ``ValueError`` for a budget that is not a finite positive number and
-    ``CostProfileError`` for a bad cost file.
+    default. ``advisories``: report only these registry advisories per guest (``XSA-97``,
+    ``XSA-410``...; default all). Raises ``ValueError`` for a budget that is not a finite
+    positive number or an unknown advisory, ``CostProfileError`` for a bad cost file.
     """
     if not (isinstance(budget_ms, int | float) and math.isfinite(budget_ms) and budget_ms > 0):
         raise ValueError(f"the latency budget must be a finite positive number of ms, "
@@ -214,7 +216,12 @@ def audit_settings(
         costs = default_profile()
     elif not isinstance(costs, CostProfile):
         costs = load_profile(os.fspath(costs))
-    return AuditSettings(costs=costs, budget_ms=budget_ms)
+    chosen = None
+    if advisories is not None:
+        from ..advisories import advisory  # RegistryError is a ValueError
+
+        chosen = frozenset(advisory(a).id for a in advisories)
+    return AuditSettings(costs=costs, budget_ms=budget_ms, advisories=chosen)
 
 
 def _host_facts(host: HostSpec, profile: Profile) -> dict[str, object]:

@@ -113,6 +113,8 @@ def advisory_findings(
     mode = "shadow" if "shadow_blow_tables" in by_op else "hap"
     out: list[AdvisoryFinding] = []
     for adv in registry():
+        if settings.advisories is not None and adv.id not in settings.advisories:
+            continue
         if host.arch not in adv.arch or guest.type not in adv.guest_types:
             continue
         if mode not in adv.paging:
@@ -166,6 +168,8 @@ def evtchn_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
     """XSA-344 for any guest type: the event-channel reset of a guest that uses every port
     ``max_event_channels`` allows (the guest's choice)."""
     adv = advisory("XSA-344")
+    if settings.advisories is not None and adv.id not in settings.advisories:
+        return ()
     if host.arch not in adv.arch or guest.type not in adv.guest_types:
         return ()
     beh = profile.paging
@@ -301,8 +305,10 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
             f"{panic_ms:,.0f} ms can panic the host (its timer ticks once a second)"
         )
     fixes = mitigations_for(guest, host, profile, spec, settings) if verdict == "affected" else ()
-    advisories = (advisory_findings(guest, host, profile, ops, fixes, settings)
-                  + evtchn_findings(guest, host, profile, settings))
+    order = {a.id: i for i, a in enumerate(registry())}  # XSA-97 first, then by number
+    advisories = tuple(sorted(advisory_findings(guest, host, profile, ops, fixes, settings)
+                              + evtchn_findings(guest, host, profile, settings),
+                              key=lambda a: order[a.id]))
     return _finish(
         {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3),
          "advisories": advisories},

@@ -14,6 +14,8 @@ class AuditSettings:
     costs: CostProfile
     budget_ms: float = DEFAULT_BUDGET_MS
     attack: AttackAssumptions = DEFAULT_ATTACK
+    #: the registry advisories to report per guest (ids as ``XSA-410``); None: all of them
+    advisories: frozenset[str] | None = None
     #: Priced operations of this run, keyed by the (hashable, cached) estimates they price:
     #: fleets repeat sizes, and mitigations re-estimate many sizes per guest.
     cache: dict[object, object] = field(default_factory=dict, compare=False, repr=False)

@@ -60,6 +60,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     o.add_argument("--output", metavar="FILE",
                    help="write the report to this regular file (replaced atomically; a "
                    "symbolic link is followed to its target; never read back by the scan)")
+    o.add_argument("--advisory", metavar="XSA-N[,...]",
+                   help="report only these advisories of the registry per guest (default: "
+                   "all; `xenvmmu advisories` lists them)")
     o.add_argument("--budget-ms", type=float, default=DEFAULT_BUDGET_MS, metavar="N",
                    help="latency budget in ms (default: %(default)g = one credit-scheduler "
                    "timeslice); a guest whose worst-case stall reaches it is affected")
@@ -167,7 +170,9 @@ def _setup(args: argparse.Namespace,
            live: LiveOutputs | None = None) -> tuple[AuditSettings, HostSpec, Profile]:
     if not (math.isfinite(args.budget_ms) and args.budget_ms > 0):
         raise ValueError(f"--budget-ms must be a finite number above 0, not {args.budget_ms}")
-    settings = audit_settings(budget_ms=args.budget_ms, costs=args.costs or None)
+    names = [a for a in (args.advisory or "").split(",") if a.strip()] if args.advisory else None
+    settings = audit_settings(budget_ms=args.budget_ms, costs=args.costs or None,
+                              advisories=names)
     host = (host_from_args(args, (live.info, LIVE_INFO_SOURCE)) if live is not None
             else read_host(args))
     return settings, host, host.profile(patched=frozenset(args.patched))

@@ -11,7 +11,7 @@ describes every field. Shape::
                  "maxmem_mib", "vcpus", "pool_kib", "xen_version", "xsa97_fixed", "cve",
                  "worst_case_ms", "worst_case_ms_low", "verdict", "severity", "reasons",
                  "mitigations",
-                 "operations", "paging_reasons", "uuid"}, ...],
+                 "operations", "paging_reasons", "uuid", "advisories"}, ...],
      "errors": [{"source", "line", "message"}, ...],
      "summary": {"guests", "affected", "not_affected", "unknown", "errors"}}
 
@@ -29,7 +29,14 @@ import json
 from importlib import resources
 from typing import Any, TextIO
 
-from xenvmmu.audit.findings import AuditReport, AuditStream, Finding, InputError, OpStall
+from xenvmmu.audit.findings import (
+    AdvisoryFinding,
+    AuditReport,
+    AuditStream,
+    Finding,
+    InputError,
+    OpStall,
+)
 from xenvmmu.audit.format.base import (
     TOOL_NAME,
     Formatter,
@@ -139,6 +146,21 @@ def _guest(f: Finding, operations: object = None) -> dict[str, object]:
         "operations": [_operation(op) for op in f.ops] if operations is None else operations,
         "paging_reasons": list(f.paging_reasons),
         "uuid": f.uuid,
+        "advisories": [_advisory(a) for a in f.advisories],
+    }
+
+
+def _advisory(a: AdvisoryFinding) -> dict[str, object]:
+    return {
+        "id": a.id,
+        "cves": list(a.cves),
+        "verdict": a.verdict,
+        "worst_case_ms": finite(a.worst_case_ms),
+        "worst_case_ms_low": finite(a.worst_case_ms_low),
+        "operations": list(a.operations),
+        "fixed": a.fixed,
+        "reasons": list(a.reasons),
+        "mitigations": list(a.mitigations),
     }
 
 
