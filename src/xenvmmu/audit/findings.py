@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..severity import Severity as _Severity
+
 Verdict = Literal["affected", "not_affected", "unknown"]
 
 
@@ -20,9 +22,10 @@ def clean_text(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-#: "critical" at or above the watchdog timeout, "high" from 100 ms, "medium" from the latency
-#: budget (``xenvmmu.audit.rules.severity_for``); "none" when not affected.
-Severity = Literal["critical", "high", "medium", "none"]
+#: "critical" from the shortest stall that can trip the watchdog, "high" from 100 ms,
+#: "medium" from the latency budget (``xenvmmu.severity.severity_for``); "none" when not
+#: affected. One scale for audit, simulate and report.
+Severity = _Severity
 
 
 @dataclass(frozen=True)
