@@ -125,3 +125,21 @@ def test_advisory_flag_narrows_the_json(tmp_path, capsys: pytest.CaptureFixture[
     (g,) = json.loads(capsys.readouterr().out)["guests"]
     assert [a["id"] for a in g["advisories"]] == ["XSA-410", "XSA-495"]
     assert main(["audit", "--xen-version", "4.18.5", "--advisory", "XSA-1", str(cfg)]) == 2
+
+
+def test_advisories_in_the_table_and_csv(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+
+    cfg = tmp_path / "big.cfg"
+    cfg.write_text('name = "big"\nbuilder = "hvm"\nmemory = 8388608\nvcpus = 4\n'
+                   "max_event_channels = 131071\n")
+    main(["audit", "--xen-version", "4.13.0", "--cpu-vendor", "intel", "-v", str(cfg)])
+    table = capsys.readouterr().out
+    assert "  XSA-344: affected" in table and "Upgrade Xen to 4.13.2 or later" in table
+    assert "  XSA-410: affected" in table
+    main(["audit", "--xen-version", "4.13.0", "--cpu-vendor", "intel", "--format", "csv",
+          str(cfg)])
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["advisories"].split() == ["XSA-97:not_affected", "XSA-344:affected",
+                                         "XSA-410:affected"]

@@ -32,6 +32,8 @@ mitigations            every fix's id, cheapest first, separated by spaces
 line                   the line of the setting that decides, in the guest's own file
 decisive_key           that setting (``hap``, ``memory``, ``maxmem``, ``shadow_memory``...)
 reasons                every reason, separated by `` | ``
+advisories             every registry advisory the guest meets, ``XSA-N:verdict``, separated
+                       by spaces (``XSA-97:affected XSA-344:not_affected ...``)
 =====================  =============================================================================
 
 An unknown value is an empty cell; numbers are written as in the JSON format (``774.0``,
@@ -65,7 +67,7 @@ COLUMNS: tuple[str, ...] = (
     "source", "name", "type", "paging", "memory_mib", "maxmem_mib", "vcpus", "pool_kib",
     "xen_version", "xsa97_fixed", "cve", "worst_case_ms_low", "worst_case_ms", "verdict",
     "severity", "worst_operation", "worst_operation_ms", "residual", "first_mitigation",
-    "first_mitigation_text", "mitigations", "line", "decisive_key", "reasons",
+    "first_mitigation_text", "mitigations", "line", "decisive_key", "reasons", "advisories",
 )
 REASON_SEPARATOR = " | "
 #: What a spreadsheet takes for the start of a formula.
@@ -120,6 +122,7 @@ def row_for(f: Finding) -> dict[str, Cell]:
         "line": decisive_line(f),
         "decisive_key": d.key if d is not None else None,
         "reasons": REASON_SEPARATOR.join(f.reasons) or None,
+        "advisories": " ".join(f"{a.id}:{a.verdict}" for a in f.advisories) or None,
     }
 
 

@@ -259,6 +259,15 @@ class TableFormatter(Formatter):
         for i, mitigation in enumerate(f.mitigations, 1):
             out.append(self._wrap(f"{one_line(mitigation.text)} [{mitigation.action}]",
                                   f"  fix {i}: ", "    "))
+        for adv in f.advisories:  # the other advisories of the registry this guest meets
+            if adv.id == "XSA-97" or adv.verdict != "affected":
+                continue
+            text = (f"affected, {format_ms_range(adv.worst_case_ms_low, adv.worst_case_ms)} ms "
+                    f"({', '.join(adv.cves)}; {'fixed' if adv.fixed else 'not fixed'} in this "
+                    "release)")
+            if adv.mitigations:
+                text += "; " + " ".join(adv.mitigations)
+            out.append(self._wrap(one_line(text), f"  {adv.id}: ", "    "))
         return out
 
     def _wrap(self, text: str, first: str, later: str) -> str:
