@@ -24,7 +24,16 @@ from xenvmmu.audit.format.base import JsonListWriter, dump_json, encode_json
 from xenvmmu.toolstack import host_from_flags, load_host
 
 from ..conftest import REPO
-from .test_format_base import BIG_HAP, PV, SHADOW, SMALL, WEIRD, XM, sample_report
+from .test_format_base import (
+    BIG_HAP,
+    JSON_VALUES,
+    PV,
+    SHADOW,
+    SMALL,
+    WEIRD,
+    XM,
+    sample_report,
+)
 
 EXAMPLES = REPO / "examples"
 OPTIONS: list[dict[str, bool | int | None]] = [
@@ -107,15 +116,6 @@ def test_stream_is_read_once_and_peek_keeps_the_first() -> None:
     with pytest.raises(RuntimeError):
         audit.peek()
     assert AuditStream(()).peek() is None
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
-    max_leaves=30,
-)
 
 
 @given(JSON_VALUES, st.integers(min_value=0, max_value=4))

@@ -24,6 +24,11 @@ class RegistryError(ValueError):
     """A registry file that cannot be used (names the file)."""
 
 
+def branch_of(version: XenVersion) -> str:
+    """The stable branch ``x.y`` a release belongs to: the registry's key."""
+    return f"{version.major}.{version.minor}"
+
+
 @dataclass(frozen=True)
 class Advisory:
     """One advisory, as its data file says."""
@@ -52,8 +57,7 @@ class Advisory:
         the registry cannot tell (a development build of a branch the fix reached)."""
         if self.fixed_from == "none":
             return False
-        branch = f"{version.major}.{version.minor}"
-        first = dict(self.first_fixed).get(branch)
+        first = dict(self.first_fixed).get(branch_of(version))
         if version >= XenVersion.parse(self.fixed_from) and first is None:
             return True
         if first is None or first == "none":
@@ -62,10 +66,19 @@ class Advisory:
             return None
         return version >= XenVersion.parse(first)
 
+    def upgrade_target(self, version: XenVersion) -> str:
+        """The release to upgrade ``version`` to: its branch's first fixed release, else the
+        first release of the branches fixed from the start."""
+        first = dict(self.first_fixed).get(branch_of(version))
+        return first if first and first != "none" else self.fixed_from
+
+    def support_change_in_branch(self, version: XenVersion) -> str | None:
+        """The release of ``version``'s branch whose SUPPORT.md carries the change, if any."""
+        return dict(self.support_change).get(branch_of(version))
+
     def support_changed_in(self, version: XenVersion) -> bool:
         """Whether ``version``'s SUPPORT.md carries the advisory's support-status change."""
-        branch = f"{version.major}.{version.minor}"
-        change = dict(self.support_change).get(branch)
+        change = self.support_change_in_branch(version)
         if change is None:
             last = max((XenVersion.parse(r) for _, r in self.support_change), default=None)
             return last is not None and version > last

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,6 +21,32 @@ def clean_text(text: str) -> str:
     if text.isascii():
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def format_ms_range(low: float | None, high: float | None) -> str:
+    """``low-high`` in ms (``1078-4059``), or one figure when the two round alike or the low
+    end is unknown."""
+    hi = format_ms(high)
+    if low is None or high is None:
+        return hi
+    lo = format_ms(low)
+    return hi if lo == hi else f"{lo}-{hi}"
+
+
+def format_ms(ms: float | None) -> str:
+    """Milliseconds to three significant digits or whole numbers: ``1234``, ``45.6``,
+    ``0.123``; ``?`` when unknown."""
+    if ms is None:
+        return "?"
+    if not math.isfinite(ms):
+        return "inf" if ms > 0 else "?"
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
 
 
 #: "critical" from the shortest stall that can trip the watchdog, "high" from 100 ms,

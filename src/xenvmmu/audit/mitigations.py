@@ -18,7 +18,7 @@ from ..model.spec import DomainSpec
 from ..toolstack import GuestSpec, HostSpec
 from ..versions import PagingBehaviour, Profile, Vendor, XenVersion, behaviour_releases, profile_for
 from .findings import Mitigation, OpStall
-from .operations import PoolTooSmall, estimate_ops, with_pool, xsa97_ops
+from .operations import PoolTooSmall, estimate_ops, stalls, with_pool, xsa97_ops
 from .settings import AuditSettings
 
 #: Shadow pool floor (pages): 128 per vCPU plus one (xen/arch/x86/mm/shadow/common.c @
@@ -31,8 +31,6 @@ def op_stalls(
 ) -> tuple[OpStall, ...]:
     """Every operation against ``guest``, priced with the run's costs (cached per run on the
     inputs; the estimates are cached on them too)."""
-    from .rules import stalls  # rules imports this module
-
     key = ("stalls", guest, behaviour)
     priced = settings.cache.get(key)
     if priced is None:

@@ -20,11 +20,13 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from ..costs import CostProfile
 from ..model import analytic
 from ..model.analytic import Estimate
 from ..model.attack import DEFAULT_ATTACK, VRAM_BEGIN_GFN, AttackAssumptions
 from ..model.spec import DomainSpec
 from ..versions import Paging, PagingBehaviour, Vendor
+from .findings import OpStall
 
 PAGE_SHIFT = 12
 
@@ -237,3 +239,21 @@ def vram_frames_note(attack: AttackAssumptions, paging: Paging) -> str:
     return (f"the device model tracks {attack.vram_frames} frames; "
             f"{attack.vram_unknown_frames} of them searched over every L1 shadow "
             "(assumed worst case)")
+
+
+def stalls(ops: tuple[OpEstimate, ...], costs: CostProfile) -> tuple[OpStall, ...]:
+    """The operations priced with ``costs``: each one's longest non-preemptible section."""
+    return tuple(
+        OpStall(
+            op=o.op,
+            started_by=o.started_by,
+            preemptible=o.preemptible,
+            worst_case_ms=round(o.worst_ns(costs.ns_per_unit) / 1e6, 3),
+            worst_case_ms_low=round(o.worst_ns(costs.low_ns) / 1e6, 3),
+            related=o.related,
+            reference=o.reference,
+            sized_by=o.sized_by,
+            residual=o.residual,
+        )
+        for o in ops
+    )

@@ -13,10 +13,10 @@ teardown and set_allocation are reported as related operations beside it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
-from ..advisories import advisory, registry
-from ..costs import CostProfile
+from ..advisories import Advisory, advisory, registry
 from ..model import analytic
 from ..model.spec import DomainSpec
 from ..severity import WATCHDOG_TIMEOUT_S, severity_for, watchdog_panic_ms
@@ -31,11 +31,11 @@ from .findings import (
     SourceRef,
     Verdict,
     clean_text,
+    format_ms_range,
 )
 from .mitigations import mitigations_for, op_stalls
 from .operations import (
     RESIDUAL_WHY,
-    OpEstimate,
     PoolTooSmall,
     pool_for_estimate,
     with_pool,
@@ -45,24 +45,6 @@ from .settings import AuditSettings
 
 CVE_HAP = "CVE-2014-5146"
 CVE_SHADOW = "CVE-2014-5149"
-
-
-def stalls(ops: tuple[OpEstimate, ...], costs: CostProfile) -> tuple[OpStall, ...]:
-    """The operations priced with ``costs``: each one's longest non-preemptible section."""
-    return tuple(
-        OpStall(
-            op=o.op,
-            started_by=o.started_by,
-            preemptible=o.preemptible,
-            worst_case_ms=round(o.worst_ns(costs.ns_per_unit) / 1e6, 3),
-            worst_case_ms_low=round(o.worst_ns(costs.low_ns) / 1e6, 3),
-            related=o.related,
-            reference=o.reference,
-            sized_by=o.sized_by,
-            residual=o.residual,
-        )
-        for o in ops
-    )
 
 
 def worst_ms(ops: tuple[OpStall, ...], low: bool = False) -> float:
@@ -102,22 +84,30 @@ def guest_pages(guest: GuestSpec) -> int | None:
     return None
 
 
+@functools.cache
+def _registry_rank() -> dict[str, int]:
+    """Each advisory's place in the registry: XSA-97 first, then by number."""
+    return {a.id: i for i, a in enumerate(registry())}
+
+
+def _applies(adv: Advisory, guest: GuestSpec, host: HostSpec, settings: AuditSettings) -> bool:
+    """Whether the run reports ``adv`` and it concerns this guest's architecture and type."""
+    if settings.advisories is not None and adv.id not in settings.advisories:
+        return False
+    return host.arch in adv.arch and guest.type in adv.guest_types
+
+
 def advisory_findings(
-    guest: GuestSpec, host: HostSpec, profile: Profile, ops: tuple[OpStall, ...],
-    xsa97_fixes: tuple[Mitigation, ...], settings: AuditSettings,
+    guest: GuestSpec, host: HostSpec, profile: Profile, mode: Paging,
+    ops: tuple[OpStall, ...], xsa97_fixes: tuple[Mitigation, ...], settings: AuditSettings,
 ) -> tuple[AdvisoryFinding, ...]:
     """One finding per registry advisory that applies to this guest (its arch, type and
-    paging mode), from the advisory's own operations. XSA-97 keeps the guest's verdict and
+    paging ``mode``), from the advisory's own operations. XSA-97 keeps the guest's verdict and
     mitigations; the others get theirs from their data file and this release."""
     by_op = {o.op: o for o in ops}
-    mode = "shadow" if "shadow_blow_tables" in by_op else "hap"
     out: list[AdvisoryFinding] = []
     for adv in registry():
-        if settings.advisories is not None and adv.id not in settings.advisories:
-            continue
-        if host.arch not in adv.arch or guest.type not in adv.guest_types:
-            continue
-        if mode not in adv.paging:
+        if not _applies(adv, guest, host, settings) or mode not in adv.paging:
             continue
         mine = [by_op[name] for name in adv.operations if name in by_op]
         if not mine:
@@ -135,8 +125,7 @@ def advisory_findings(
         if adv.id == "XSA-97":
             fixes = [m.text for m in xsa97_fixes]
         elif adv.fixed_from == "none":
-            when = dict(adv.support_change).get(f"{profile.version.major}."
-                                                f"{profile.version.minor}")
+            when = adv.support_change_in_branch(profile.version)
             said = ("this release's SUPPORT.md says so" if adv.support_changed_in(profile.version)
                     else f"declared from {when}" if when else "declared in later releases")
             reasons.append(f"no release makes these operations preemptible: shadow paging is "
@@ -146,10 +135,8 @@ def advisory_findings(
                              "on the Xen command line); no upgrade fixes shadow paging.")
             fixes.append("Build Xen with CONFIG_SHADOW_PAGING=n if no guest needs it.")
         elif not fixed:
-            first = dict(adv.first_fixed).get(f"{profile.version.major}."
-                                              f"{profile.version.minor}")
-            target = first if first and first != "none" else adv.fixed_from
-            fixes.append(f"Upgrade Xen to {target} or later ({adv.id} fixed).")
+            fixes.append(f"Upgrade Xen to {adv.upgrade_target(profile.version)} or later "
+                         f"({adv.id} fixed).")
         out.append(AdvisoryFinding(
             id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst,
             worst_case_ms_low=low, operations=tuple(o.op for o in mine), fixed=fixed,
@@ -168,9 +155,7 @@ def evtchn_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
     """XSA-344 for any guest type: the event-channel reset of a guest that uses every port
     ``max_event_channels`` allows (the guest's choice)."""
     adv = advisory("XSA-344")
-    if settings.advisories is not None and adv.id not in settings.advisories:
-        return ()
-    if host.arch not in adv.arch or guest.type not in adv.guest_types:
+    if not _applies(adv, guest, host, settings):
         return ()
     beh = profile.paging
     ports = min(max(guest.max_event_channels, 1), EVTCHN_MAX_PORTS)
@@ -193,21 +178,12 @@ def evtchn_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
             fixes.append(f"Set max_event_channels = {min(under, 1023):,} or less (the default "
                          "is 1023; a guest needing more channels needs the fix).")
         if not fixed:
-            first = dict(adv.first_fixed).get(f"{profile.version.major}."
-                                              f"{profile.version.minor}")
-            target = first if first and first != "none" else adv.fixed_from
-            fixes.append(f"Upgrade Xen to {target} or later (XSA-344 fixed).")
+            fixes.append(f"Upgrade Xen to {adv.upgrade_target(profile.version)} or later "
+                         "(XSA-344 fixed).")
     return (AdvisoryFinding(
         id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst, worst_case_ms_low=low,
         operations=("evtchn_reset",), fixed=fixed, reasons=tuple(reasons),
         mitigations=tuple(fixes)),)
-
-
-def format_ms_range(low: float, high: float) -> str:
-    """``low-high`` ms as the table prints it (one figure when they round alike)."""
-    from .format.base import format_ms_range as fmt  # one number format for every output
-
-    return fmt(low, high)
 
 
 def cve_for(mode: Paging, profile: Profile) -> str | None:
@@ -234,10 +210,10 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
     base = _facts(guest, host, profile)
     decision = effective_paging(guest, host, profile)
     reasons = list(decision.reasons)
-    if guest.status == "ok":
-        base["advisories"] = evtchn_findings(guest, host, profile, settings)
     if guest.status != "ok":
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
+    evtchn = evtchn_findings(guest, host, profile, settings)  # any guest type and paging mode
+    base["advisories"] = evtchn
     if decision.mode is None:
         verdict: Verdict = "not_affected"
         if decision.creation_fails:
@@ -305,10 +281,9 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
             f"{panic_ms:,.0f} ms can panic the host (its timer ticks once a second)"
         )
     fixes = mitigations_for(guest, host, profile, spec, settings) if verdict == "affected" else ()
-    order = {a.id: i for i, a in enumerate(registry())}  # XSA-97 first, then by number
-    advisories = tuple(sorted(advisory_findings(guest, host, profile, ops, fixes, settings)
-                              + evtchn_findings(guest, host, profile, settings),
-                              key=lambda a: order[a.id]))
+    order = _registry_rank()
+    advisories = tuple(sorted(advisory_findings(guest, host, profile, mode, ops, fixes, settings)
+                              + evtchn, key=lambda a: order[a.id]))
     return _finish(
         {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3),
          "advisories": advisories},

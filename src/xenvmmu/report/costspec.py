@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..costs import BOUND_WORDS, CostProfile, default_profile, load_profile, resolve_costs
+from ..costs import BOUND_WORDS, CostProfile, load_profile, resolve_costs
 
 #: The label of the built-in profile, and what ``--costs default`` means.
 DEFAULT_LABEL = "default"
@@ -79,9 +79,7 @@ def load_specs(choices: list[str] | None) -> tuple[CostSpec, ...]:
     two files would get the same label."""
     specs: list[CostSpec] = []
     for choice in choices or [DEFAULT_LABEL]:
-        if choice == DEFAULT_LABEL:
-            spec = from_profile(DEFAULT_LABEL, default_profile())
-        elif choice in BOUND_WORDS:
+        if choice in BOUND_WORDS:  # default (= high), high, low: the built-in profile
             spec = from_profile(choice, resolve_costs(choice))
         else:
             spec = from_profile(Path(choice).stem or choice, load_profile(choice))

@@ -31,12 +31,12 @@ import fcntl
 import io
 import json
 import os
-import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..audit.format.base import write_atomic
 from .costspec import CostSpec
 from .grid import sort_key
 from .results import CSV_COLUMNS, Row, row_from_record
@@ -71,20 +71,6 @@ def _csv_line(cells: list[str]) -> str:
 
 def _json_line(record: Mapping[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n"
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def parse_records(data: bytes) -> tuple[list[dict[str, Any]], int]:
@@ -205,7 +191,7 @@ class SweepStore:
             "schema": SCHEMA, "tool_version": tool_version, "settings": settings.as_dict(),
             "costs": [c.as_dict() for c in known],
         }
-        replace_file(path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         return tuple(known)
 
     def _recover(self) -> None:
@@ -218,8 +204,8 @@ class SweepStore:
         self._records = {str(r["key"]): r for r in records}
         self.repaired = dropped
         if dropped:
-            replace_file(path, self._jsonl_text(records).encode())
-        replace_file(self.directory / CSV, self._csv_text(records).encode())
+            write_atomic(path, self._jsonl_text(records))
+        write_atomic(self.directory / CSV, self._csv_text(records))
 
     # --- results --------------------------------------------------------------------------
 
@@ -248,8 +234,8 @@ class SweepStore:
     def finish(self) -> None:
         """Rewrite both files in the canonical point order (after the last point)."""
         records = self._ordered(self._records.values())
-        replace_file(self.directory / JSONL, self._jsonl_text(records).encode())
-        replace_file(self.directory / CSV, self._csv_text(records).encode())
+        write_atomic(self.directory / JSONL, self._jsonl_text(records))
+        write_atomic(self.directory / CSV, self._csv_text(records))
 
     def _ordered(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         order = [c.label for c in self._costs]

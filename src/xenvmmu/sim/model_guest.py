@@ -47,7 +47,6 @@ from xenvmmu.sim.guest_ops import OpFactory
 from xenvmmu.versions import PagingBehaviour
 
 MODEL_AUTO_MAX_BYTES: Final = 256 << 30
-VRAM_BEGIN: Final = VRAM_BEGIN_GFN
 
 
 class DiscardSink:
@@ -121,7 +120,7 @@ class ModelGuest:
                 if left <= 0:
                     break
         if self._vram_frames and d.hap:
-            write_range(d, VRAM_BEGIN, VRAM_BEGIN + self._vram_frames)
+            write_range(d, VRAM_BEGIN_GFN, VRAM_BEGIN_GFN + self._vram_frames)
         if d.shadow is not None and d.pool.free_pages > 0 and not d.dying:
             d.shadow.fill(d.pool.free_pages)
 
@@ -150,7 +149,7 @@ class ModelGuest:
         self._vram_frames = frames
         d = self.domain
         unknown = round(frames * self.vram_unknown_fraction)
-        return lambda _resuming: track_dirty_vram(d, VramRequest(VRAM_BEGIN, frames, unknown))
+        return lambda _resuming: track_dirty_vram(d, VramRequest(VRAM_BEGIN_GFN, frames, unknown))
 
     def relinquish(self) -> OpFactory:
         d = self.domain

@@ -48,6 +48,8 @@ from xenvmmu.audit.findings import (
     SourceRef,
     Verdict,
 )
+from xenvmmu.audit.findings import format_ms as format_ms  # re-exported for the formats
+from xenvmmu.audit.findings import format_ms_range as format_ms_range  # and the rules' text
 from xenvmmu.severity import WATCHDOG_TIMEOUT_S, severity_for
 from xenvmmu.xlcfg import file_kind
 
@@ -223,6 +225,22 @@ def decisive_line(finding: Finding) -> int | None:
     if d is not None and d.path == finding.source.path and d.line is not None:
         return d.line
     return finding.source.line
+
+
+def guest_facts(f: Finding) -> dict[str, str | int | float | bool | None]:
+    """The guest's facts as the machine formats name them (JSON and CSV), in their order."""
+    return {
+        "name": f.name,
+        "type": f.guest_type,
+        "paging": f.paging,
+        "memory_mib": f.memory_mib,
+        "maxmem_mib": f.maxmem_mib,
+        "vcpus": f.vcpus,
+        "pool_kib": f.pool_kib,
+        "xen_version": f.xen_version,
+        "xsa97_fixed": f.xsa97_fixed,
+        "cve": f.cve,
+    }
 
 
 def first_mitigation(finding: Finding) -> Mitigation | None:
@@ -554,32 +572,6 @@ def finite(value: float | None) -> float | None:
 def format_number(value: float) -> str:
     """A number without noise: ``30``, ``12.5``, ``0.25``."""
     return f"{value:g}" if math.isfinite(value) else str(value)
-
-
-def format_ms_range(low: float | None, high: float | None) -> str:
-    """``low-high`` in ms (``1078-4059``), or one figure when the two round alike or the low
-    end is unknown."""
-    hi = format_ms(high)
-    if low is None or high is None:
-        return hi
-    lo = format_ms(low)
-    return hi if lo == hi else f"{lo}-{hi}"
-
-
-def format_ms(ms: float | None) -> str:
-    """Milliseconds to three significant digits or whole numbers: ``1234``, ``45.6``,
-    ``0.123``; ``?`` when unknown."""
-    if ms is None:
-        return "?"
-    if not math.isfinite(ms):
-        return "inf" if ms > 0 else "?"
-    if ms >= 100:
-        return f"{ms:.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.3f}"
 
 
 def format_mib(kib: int | None) -> str:

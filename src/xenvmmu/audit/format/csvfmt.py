@@ -58,6 +58,7 @@ from xenvmmu.audit.format.base import (
     decisive_line,
     finite,
     first_mitigation,
+    guest_facts,
     one_line,
     register,
 )
@@ -99,16 +100,7 @@ def row_for(f: Finding) -> dict[str, Cell]:
     d = f.decisive
     return {
         "source": f.source.path,
-        "name": f.name,
-        "type": f.guest_type,
-        "paging": f.paging,
-        "memory_mib": f.memory_mib,
-        "maxmem_mib": f.maxmem_mib,
-        "vcpus": f.vcpus,
-        "pool_kib": f.pool_kib,
-        "xen_version": f.xen_version,
-        "xsa97_fixed": f.xsa97_fixed,
-        "cve": f.cve,
+        **guest_facts(f),
         "worst_case_ms_low": finite(f.worst_case_ms_low),
         "worst_case_ms": finite(f.worst_case_ms),
         "verdict": f.verdict,
