@@ -10,6 +10,7 @@ import json
 import weakref
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,8 @@ OPTIONS: list[dict[str, bool | int | None]] = [
 @pytest.mark.parametrize("options", OPTIONS)
 def test_write_gives_what_render_gives(name: str, options: dict[str, bool | int | None]) -> None:
     for report in (sample_report(), AuditReport(findings=())):
-        formatter = get_formatter(name, **options)
+        # one issue time for both (OpenVEX writes it: "now" could move between the two)
+        formatter = get_formatter(name, timestamp=datetime(2026, 1, 2, tzinfo=UTC), **options)
         out = io.StringIO()
         formatter.write(AuditStream.of(report), out)
         assert out.getvalue() == formatter.render(report)

@@ -51,6 +51,9 @@ class Advisory:
     support_change: tuple[tuple[str, str], ...]  # (branch, release whose SUPPORT.md changed)
     mitigations: tuple[str, ...]
     sources: tuple[str, ...]
+    #: "availability" (a stall or livelock: denial of service) or "integrity" (memory
+    #: corruption, e.g. a use-after-free)
+    impact: str = "availability"
 
     def fixed_in(self, version: XenVersion) -> bool | None:
         """Whether ``version`` (a release, not a development build) has the fix; None when
@@ -109,6 +112,9 @@ def _load(name: str, text: str) -> Advisory:
             raise RegistryError(f"{name}: {key} must be a string")
     if not data.get("sources"):
         raise RegistryError(f"{name}: every advisory needs its sources")
+    impact = data.get("impact", "availability")
+    if impact not in ("availability", "integrity"):
+        raise RegistryError(f"{name}: impact must be \"availability\" or \"integrity\"")
     return Advisory(
         id=str(data["id"]), cves=_strings(data, "cves", name), title=str(data["title"]),
         public=str(data["public"]), arch=_strings(data, "arch", name),
@@ -121,6 +127,7 @@ def _load(name: str, text: str) -> Advisory:
         fix_commits=_strings(data, "fix_commits", name),
         support_change=_table(data, "support_change", name),
         mitigations=_strings(data, "mitigations", name), sources=_strings(data, "sources", name),
+        impact=impact,
     )
 
 

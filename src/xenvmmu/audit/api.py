@@ -158,7 +158,8 @@ def iter_audit(
                     yield assessor(guest, hint, uuid)
 
     stream = AuditStream(findings(), errors=errors, host=_host_facts(host, chosen),
-                         budget_ms=settings.budget_ms, tool_version=__version__)
+                         budget_ms=settings.budget_ms, tool_version=__version__,
+                         advisories=_reported(settings))
     return stream
 
 
@@ -222,6 +223,15 @@ def audit_settings(
 
         chosen = frozenset(advisory(a).id for a in advisories)
     return AuditSettings(costs=costs, budget_ms=budget_ms, advisories=chosen)
+
+
+def _reported(settings: AuditSettings) -> tuple[str, ...]:
+    """The advisories a run narrowed to (``--advisory``), in registry order; () for all."""
+    if settings.advisories is None:
+        return ()
+    from ..advisories import registry
+
+    return tuple(a.id for a in registry() if a.id in settings.advisories)
 
 
 def _host_facts(host: HostSpec, profile: Profile) -> dict[str, object]:

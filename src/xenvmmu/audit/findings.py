@@ -13,6 +13,7 @@ from typing import Literal
 from ..severity import Severity as _Severity
 
 Verdict = Literal["affected", "not_affected", "unknown"]
+Impact = Literal["availability", "integrity"]
 
 
 def clean_text(text: str) -> str:
@@ -100,12 +101,28 @@ class AdvisoryFinding:
     id: str  # "XSA-97"
     cves: tuple[str, ...]
     verdict: Verdict
-    worst_case_ms: float | None
+    worst_case_ms: float | None  # None: no figure (unbounded, or not a stall: see impact)
     worst_case_ms_low: float | None
     operations: tuple[str, ...]
     fixed: bool | None  # None: the registry cannot tell for this build
     reasons: tuple[str, ...] = ()
     mitigations: tuple[str, ...] = ()
+    title: str = ""  # the advisory's title (registry)
+    #: what the advisory threatens: "availability" (a stall or livelock: denial of service)
+    #: or "integrity" (memory corruption such as a use-after-free); DoS is kept apart
+    impact: Impact = "availability"
+    #: on the one scale (``xenvmmu.severity``) for a stall with a figure; "high" for an
+    #: affected advisory without one (unbounded loop, use-after-free); "none" otherwise
+    severity: Severity = "none"
+    #: the operation has no bound at all once triggered (a livelock, an unbounded list)
+    unbounded: bool = False
+    #: the setting that decides it (``max_event_channels``, ``maxmem``...), for locations
+    decisive: SourceRef | None = None
+
+    @property
+    def url(self) -> str:
+        """The advisory's page on xenbits."""
+        return f"https://xenbits.xen.org/xsa/advisory-{self.id.split('-', 1)[1]}.html"
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,8 @@ class AuditReport:
     budget_ms: float = 30.0
     tool_version: str = ""
     inputs_read: int = 0  # input files read (xl.cfg or JSON), whatever they held
+    #: the registry advisories this run reports (``--advisory``), XSA-97 first; empty: all
+    advisories: tuple[str, ...] = ()
 
 
 class AuditStream:
@@ -183,6 +202,7 @@ class AuditStream:
         budget_ms: float = 30.0,
         tool_version: str = "",
         inputs_read: int = 0,
+        advisories: tuple[str, ...] = (),
     ) -> None:
         self._findings = iter(findings)
         self._ahead: list[Finding] = []
@@ -192,15 +212,23 @@ class AuditStream:
         self.budget_ms = budget_ms
         self.tool_version = tool_version
         self.inputs_read = inputs_read
+        #: the registry advisories the run reports, XSA-97 first; empty: all of them
+        self.advisories = advisories
         #: guests per verdict, counted as they go by
         self.counts: dict[Verdict, int] = {"affected": 0, "not_affected": 0, "unknown": 0}
+        #: guests per advisory and verdict (the guests an advisory concerns), as they go by
+        self.advisory_counts: dict[str, dict[Verdict, int]] = {}
 
     @classmethod
     def of(cls, report: AuditReport) -> AuditStream:
         """A finished report as a stream (``render`` writes reports through it)."""
         return cls(report.findings, errors=list(report.errors), host=report.host,
                    budget_ms=report.budget_ms, tool_version=report.tool_version,
-                   inputs_read=report.inputs_read)
+                   inputs_read=report.inputs_read, advisories=report.advisories)
+
+    def reports(self, advisory_id: str) -> bool:
+        """Whether this run reports ``advisory_id`` (``--advisory`` narrows every format)."""
+        return not self.advisories or advisory_id in self.advisories
 
     def peek(self) -> Finding | None:
         """The first finding, read ahead (the iteration still yields it), or None when there
@@ -219,14 +247,22 @@ class AuditStream:
         if self._started:
             raise RuntimeError("an audit stream can be read once")
         self._started = True
-        counts = self.counts
         for finding in self._ahead:
-            counts[finding.verdict] += 1
+            self._count(finding)
             yield finding
         self._ahead.clear()
         for finding in self._findings:
-            counts[finding.verdict] += 1
+            self._count(finding)
             yield finding
+
+    def _count(self, finding: Finding) -> None:
+        self.counts[finding.verdict] += 1
+        for a in finding.advisories:
+            per = self.advisory_counts.get(a.id)
+            if per is None:
+                per = self.advisory_counts[a.id] = {"affected": 0, "not_affected": 0,
+                                                    "unknown": 0}
+            per[a.verdict] += 1
 
     @property
     def guests(self) -> int:
@@ -238,4 +274,4 @@ class AuditStream:
         findings = tuple(self)
         return AuditReport(findings=findings, errors=tuple(self.errors), host=self.host,
                            budget_ms=self.budget_ms, tool_version=self.tool_version,
-                           inputs_read=self.inputs_read)
+                           inputs_read=self.inputs_read, advisories=self.advisories)

@@ -100,6 +100,7 @@ def _applies(adv: Advisory, guest: GuestSpec, host: HostSpec, settings: AuditSet
 def advisory_findings(
     guest: GuestSpec, host: HostSpec, profile: Profile, mode: Paging,
     ops: tuple[OpStall, ...], xsa97_fixes: tuple[Mitigation, ...], settings: AuditSettings,
+    decisive: SourceRef | None = None,
 ) -> tuple[AdvisoryFinding, ...]:
     """One finding per registry advisory that applies to this guest (its arch, type and
     paging ``mode``), from the advisory's own operations. XSA-97 keeps the guest's verdict and
@@ -137,12 +138,37 @@ def advisory_findings(
         elif not fixed:
             fixes.append(f"Upgrade Xen to {adv.upgrade_target(profile.version)} or later "
                          f"({adv.id} fixed).")
-        out.append(AdvisoryFinding(
-            id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst,
-            worst_case_ms_low=low, operations=tuple(o.op for o in mine), fixed=fixed,
-            reasons=tuple(reasons), mitigations=tuple(fixes) if verdict == "affected" else (),
+        out.append(advisory_finding(
+            adv, verdict, settings, host, worst=worst, low=low,
+            operations=tuple(o.op for o in mine), fixed=fixed, reasons=reasons,
+            mitigations=fixes if verdict == "affected" else (), decisive=decisive,
         ))
     return tuple(out)
+
+
+def advisory_finding(
+    adv: Advisory, verdict: Verdict, settings: AuditSettings, host: HostSpec, *,
+    worst: float | None, low: float | None, operations: tuple[str, ...], fixed: bool | None,
+    reasons: list[str] | tuple[str, ...], mitigations: list[str] | tuple[str, ...] = (),
+    decisive: SourceRef | None = None, unbounded: bool = False,
+) -> AdvisoryFinding:
+    """One advisory's finding with what every one carries: its title and impact from the
+    registry, its severity on the one scale (an affected advisory without a figure - an
+    unbounded loop, a use-after-free - is "high")."""
+    if verdict != "affected":
+        severity: Severity = "none"
+    elif worst is None:
+        severity = "high"
+    else:
+        severity = severity_for(worst, settings.budget_ms,
+                                host.watchdog_timeout or WATCHDOG_TIMEOUT_S)
+    return AdvisoryFinding(
+        id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst, worst_case_ms_low=low,
+        operations=operations, fixed=fixed, reasons=tuple(clean_text(r) for r in reasons),
+        mitigations=tuple(mitigations), title=adv.title,
+        impact="integrity" if adv.impact == "integrity" else "availability",
+        severity=severity, unbounded=unbounded, decisive=decisive,
+    )
 
 
 #: The most ports a guest can use: the FIFO event-channel ABI's 131,071 channels plus port 0
@@ -180,10 +206,12 @@ def evtchn_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
         if not fixed:
             fixes.append(f"Upgrade Xen to {adv.upgrade_target(profile.version)} or later "
                          "(XSA-344 fixed).")
-    return (AdvisoryFinding(
-        id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst, worst_case_ms_low=low,
-        operations=("evtchn_reset",), fixed=fixed, reasons=tuple(reasons),
-        mitigations=tuple(fixes)),)
+    line = guest.max_event_channels_line
+    return (advisory_finding(
+        adv, verdict, settings, host, worst=worst, low=low, operations=("evtchn_reset",),
+        fixed=fixed, reasons=reasons, mitigations=fixes,
+        decisive=SourceRef(clean_text(guest.source), line,
+                           "max_event_channels" if line is not None else None)),)
 
 
 def cve_for(mode: Paging, profile: Profile) -> str | None:
@@ -282,8 +310,9 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         )
     fixes = mitigations_for(guest, host, profile, spec, settings) if verdict == "affected" else ()
     order = _registry_rank()
-    advisories = tuple(sorted(advisory_findings(guest, host, profile, mode, ops, fixes, settings)
-                              + evtchn, key=lambda a: order[a.id]))
+    decisive = _decisive(guest, host, mode, pool.how)
+    advisories = tuple(sorted(advisory_findings(guest, host, profile, mode, ops, fixes, settings,
+                                                decisive) + evtchn, key=lambda a: order[a.id]))
     return _finish(
         {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3),
          "advisories": advisories},
@@ -296,7 +325,7 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
         mitigations=fixes,
         ops=ops,
         paging_reasons=decision.reasons,
-        decisive=_decisive(guest, host, mode, pool.how),
+        decisive=decisive,
     )
 
 
