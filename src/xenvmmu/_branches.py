@@ -110,6 +110,14 @@ class Branch:
     ept_flush_deferred: Fix = _ALWAYS  # EPT: one sync per p2m lock hold, not per entry
     hw_caps_featureset: bool = True  # `xl info` hw_caps in the 4.7+ featureset word order
     evtchn_reset: Fix = _ALWAYS  # XSA-344: evtchn_reset() checks for preemption every 64 ports
+    pod_sweep: Fix = _ALWAYS  # XSA-150: the PoD emergency sweep is bounded
+    maptrack: Fix = _ALWAYS  # XSA-380: maptrack release preemptible, mapkind() replaced
+    maptrack_entry_bytes: int = 16  # sizeof(struct grant_mapping)
+    maptrack_default_frames: int = 1024  # the hypervisor's default maptrack limit
+    maptrack_option: bool = True  # `gnttab_max_maptrack_frames=` (4.5+)
+    nr_frames_ratio: bool = False  # `gnttab_max_nr_frames=N` gives 8 N maptrack frames (<=4.9)
+    gnttab_limit_checked: bool = True  # 4.13+: a number with junk is not stored
+    libxl_maptrack_frames: int | None = None  # libxl's own default request (4.10-4.12: 1024)
 
 
 _SWEEP = Fix(None, "HAP global type change walks the whole p2m (before Xen 4.5)")
@@ -126,6 +134,16 @@ _XSA410_DAY = ((date(2022, 10, 11), True),)
 def _xsa344(micro: int, commit: str) -> Fix:
     return Fix(micro, f"XSA-344 backported (evtchn_reset preemption {commit}, 2020-09-22)",
                stable=((date(2020, 9, 22), True),))
+
+
+def _xsa150(micro: int, commit: str) -> Fix:
+    return Fix(micro, f"XSA-150 backported (eager PoD reclaim {commit}, 2015-10-29)",
+               stable=((date(2015, 10, 29), True),))
+
+
+def _xsa380(micro: int, commit: str) -> Fix:
+    return Fix(micro, f"XSA-380 backported (maptrack release preemption {commit}, 2021-08-25)",
+               stable=((date(2021, 8, 25), True),))
 
 
 def _xsa410_backport(micro: int, commit: str) -> Fix:
@@ -161,6 +179,28 @@ _LEGACY = Branch(
     # stable-4.10/4.11 commits reached no release.
     evtchn_reset=Fix(None, "evtchn_reset() is not preemptible (no release of this branch has "
                            "the XSA-344 fix)"),
+    # XSA-150: p2m_pod_emergency_sweep() walks max_gfn..1 with no stop until something is
+    # reclaimed (xen/arch/x86/mm/p2m-pod.c @ RELEASE-4.6.0); 101ce53266 (2015-10-29) first in
+    # RELEASE-4.7.0; backports 3638ff0e71 4.4.4, 0b12f70dfc 4.5.2, 4a32fbd95a 4.6.1 (git tag
+    # --contains); the stable-4.3 commit 2d330c121e reached no release.
+    pod_sweep=Fix(None, "the PoD emergency sweep is unbounded (no release of this branch has "
+                        "the XSA-150 fix)"),
+    # XSA-380: gnttab_release_mappings() walks every maptrack handle in one go and mapkind()
+    # searches the whole table (xen/common/grant_table.c @ RELEASE-4.15.0 l.981-1010,
+    # 3695-3790); b1ee10be56 / 9781b51efd (2021-08-25) first in RELEASE-4.16.0; backports
+    # 4.13.4 (9d954c8c1a, 4d65fe936a), 4.14.3 (29aeeda345, b81187fc40), 4.15.1 (9bfbde40bc,
+    # 2f6ebcec02); the stable-4.11/4.12 commits reached no release.
+    maptrack=Fix(None, "the maptrack release is not preemptible (no release of this branch "
+                       "has the XSA-380 fix)"),
+    # struct grant_mapping {ref, flags, domid} = 8 bytes before the vcpu/pad fields of 4.6
+    # (xen/include/xen/grant_table.h @ RELEASE-4.5.0; grant_table.c @ RELEASE-4.6.0); the
+    # limit is 8 x gnttab_max_nr_frames (default 32) = 256 frames up to 4.4
+    # (max_nr_maptrack_frames, grant_table.c @ RELEASE-4.4.0 l.105), the
+    # gnttab_max_maptrack_frames default 256 in 4.5 and 1024 from 4.6 (DEFAULT_MAX_MAPTRACK_
+    # FRAMES @ RELEASE-4.5.0 l.60, @ RELEASE-4.6.0 l.60); gnttab_max_nr_frames (deprecated
+    # from 4.5) still scales the maptrack limit through 4.9 and is gone @ RELEASE-4.10.0.
+    maptrack_entry_bytes=8, maptrack_default_frames=256, maptrack_option=False,
+    nr_frames_ratio=True, gnttab_limit_checked=False,
 )
 # 4.0-4.2: the hypervisor `hap` option was removed by 302b8a7c00 (2008-03-05) and re-added by
 # bf56007693 (2013-02-12), first in RELEASE-4.3.0 (no boolean_param("hap") in
@@ -170,7 +210,15 @@ _NO_HAP_OPTION = replace(_LEGACY, hap_option=False)
 # the 4.7 xl.cfg dialect (rows below say what else changes).
 _FIXED_LEGACY = replace(_LEGACY, xsa97=_ALWAYS, hap_retype=_ALWAYS, teardown=_ALWAYS,
                         watchdog_custom=_ALWAYS, dialects=((0, "4.7"),),
-                        ept_flush_deferred=_ALWAYS, hw_caps_featureset=True)
+                        ept_flush_deferred=_ALWAYS, hw_caps_featureset=True,
+                        pod_sweep=_ALWAYS, maptrack_entry_bytes=16,
+                        maptrack_default_frames=1024, maptrack_option=True)
+#: 4.10-4.12: gnttab_max_nr_frames gone; integer_runtime_param stores a number, then reports
+#: trailing junk (xen/common/kernel.c @ RELEASE-4.10.0, OPT_UINT).
+#: libxl 4.10-4.12 asks for LIBXL_MAX_MAPTRACK_FRAMES_DEFAULT (1024, tools/libxl/libxl.h @
+#: RELEASE-4.10.0 l.332) unless the guest sets max_maptrack_frames; from 4.13 for the
+#: hypervisor's limit (LIBXL_MAX_GRANT_DEFAULT, libxl_types.idl @ RELEASE-4.13.0 l.515).
+_GNTTAB_410 = {"nr_frames_ratio": False, "libxl_maptrack_frames": 1024}
 
 BRANCHES: tuple[Branch, ...] = (
     # <=4.1: the same non-preemptible loops (paging.c @ RELEASE-4.1.0), never fixed, out of
@@ -198,7 +246,8 @@ BRANCHES: tuple[Branch, ...] = (
         stable=_xsa97_line(date(2014, 10, 17))),
         teardown=Fix(4, "restartable teardown backported to 4.4.4 (e19042ffbd)"),
         watchdog_custom=Fix(2, "`watchdog=force` backported to 4.4.2 (ae5c3023da)",
-                            stable=((date(2014, 10, 1), True),))),
+                            stable=((date(2014, 10, 1), True),)),
+        pod_sweep=_xsa150(4, "3638ff0e71")),
     # 4.5: master re-fix 070493dfd2 (2014-10-06), first release 4.5.0. Lazy type change:
     # 90ac32559b (EPT), 9e52ad4f4d (NPT), 2014-05-02, first in 4.5.0, never backported.
     # Restartable teardown: backport 9e6379ed39 (2015-09-10), hap_teardown(d, preempted) in
@@ -212,36 +261,46 @@ BRANCHES: tuple[Branch, ...] = (
             teardown=Fix(2, "restartable teardown backported to 4.5.2 (9e6379ed39)",
                          stable=((date(2015, 9, 10), True),)),
             watchdog_custom=Fix(0, "`watchdog=force` from 4.5.0 (3ea2ba980a)",
-                                dev=((date(2014, 8, 28), True),))),
+                                dev=((date(2014, 8, 28), True),)),
+            pod_sweep=_xsa150(2, "0b12f70dfc"), maptrack_option=True, nr_frames_ratio=True),
     # 4.6: master 0174da5b79 (2015-08-05) makes teardown restartable; libxlu nested lists
     # (3ba52a60ff).
     replace(_LEGACY, branch=(4, 6), xsa97=_ALWAYS, hap_retype=_ALWAYS, dialects=((0, "4.6"),),
             pvh_v1=True, watchdog_custom=_ALWAYS,
             teardown=Fix(0, "teardown restartable from 4.6.0 (0174da5b79)",
-                         dev=((date(2015, 8, 5), True),))),
+                         dev=((date(2015, 8, 5), True),)),
+            pod_sweep=_xsa150(1, "4a32fbd95a"), maptrack_entry_bytes=16,
+            maptrack_default_frames=1024, maptrack_option=True),
     # 4.7: libxlu rejects unknown escapes (cf1416a6e8); deferred EPT sync (09fc40ed30). 4.9:
     # PVHv1 gone.
     replace(_FIXED_LEGACY, branch=(4, 7), pvh_v1=True, ept_flush_deferred=Fix(
         0, "EPT sync deferred to the p2m unlock from 4.7.0 (09fc40ed30)",
-        dev=((date(2016, 4, 12), True),))),
+        dev=((date(2016, 4, 12), True),)),
+        pod_sweep=Fix(0, "every 4.7 release has it (101ce53266)",
+                      dev=((date(2015, 10, 29), True),))),
     replace(_FIXED_LEGACY, branch=(4, 8), pvh_v1=True),
     replace(_FIXED_LEGACY, branch=(4, 9)),
     # 4.10: xl.cfg `type=` with prefix matching; `builder` deprecated (70ca3439f3).
     # 4.10: strict command-line parsing (63e8a1e5ff, 94dfb8bf8d).
-    replace(_FIXED_LEGACY, branch=(4, 10), xl_type_key=True, cmdline_strict=True),
-    replace(_FIXED_LEGACY, branch=(4, 11), xl_type_key=True, cmdline_strict=True),
+    replace(_FIXED_LEGACY, branch=(4, 10), xl_type_key=True, cmdline_strict=True,
+            **_GNTTAB_410),
+    replace(_FIXED_LEGACY, branch=(4, 11), xl_type_key=True, cmdline_strict=True,
+            **_GNTTAB_410),
     # 4.12: xl makes Arm guests PVH by default.
     replace(_FIXED_LEGACY, branch=(4, 12), xl_type_key=True, arm_default_type="pvh",
-            cmdline_strict=True, evtchn_reset=_xsa344(4, "cfd61e688f")),
+            cmdline_strict=True, evtchn_reset=_xsa344(4, "cfd61e688f"), **_GNTTAB_410),
     # 4.13: hap default = host cap_hap and hap=1 without HAP fails (948a4f6af3, d0c0ba7d3d);
     # virt_caps reports hap/shadow (948a4f6af3); libxl, not xl, computes the pool
     # (libxl_create.c @ RELEASE-4.13.0 l.1038, same formula); libxlu `+=` (a30910bfd7).
     Branch((4, 13), xsa410=_xsa410_backport(5, "eed4ef4177"), pool_formula="xl",
-           evtchn_reset=_xsa344(2, "b015fbe509")),
+           evtchn_reset=_xsa344(2, "b015fbe509"), maptrack=_xsa380(4, "9d954c8c1a")),
     Branch((4, 14), xsa410=_xsa410_backport(6, "804f83bfba"), pool_formula="xl",
-           evtchn_reset=_xsa344(1, "03019c20b5")),
-    Branch((4, 15), xsa410=_xsa410_backport(4, "b03074bb47"), pool_formula="xl"),
-    Branch((4, 16), xsa410=_xsa410_backport(3, "a603386b42"), pool_formula="xl"),
+           evtchn_reset=_xsa344(1, "03019c20b5"), maptrack=_xsa380(3, "29aeeda345")),
+    Branch((4, 15), xsa410=_xsa410_backport(4, "b03074bb47"), pool_formula="xl",
+           maptrack=_xsa380(1, "9bfbde40bc")),
+    Branch((4, 16), xsa410=_xsa410_backport(3, "a603386b42"), pool_formula="xl",
+           maptrack=Fix(0, "every 4.16 release has it (b1ee10be56)",
+                        dev=((date(2021, 8, 25), True),))),
     # 4.17: pool by guest type and paging mode (2c99281085, XSA-409 series, first in 4.17.0).
     # XSA-410 master commits (1df52a2702 ... 8a2111250b) are dated 2022-10-11 like that
     # series, so 4.17.0 has them too.

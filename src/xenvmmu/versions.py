@@ -80,12 +80,20 @@ class CmdlineRules:
     ``force`` (4.4.2, 4.5.0 and later), else a plain boolean. ``token_max``: longer options
     are cut to this many characters (``char opt[100]`` before 4.10, ``opt[128]`` after).
     ``hap_option``: the hypervisor has a ``hap`` option (not in 4.0-4.2).
+    ``maptrack_option``: ``gnttab_max_maptrack_frames=`` exists (from 4.5.0);
+    ``nr_frames_ratio``: ``gnttab_max_nr_frames=N`` sets the maptrack limit to 8 N frames
+    when ``gnttab_max_maptrack_frames`` is not given (up to 4.9; the only way before 4.5);
+    ``gnttab_limit_checked``: a number with trailing junk is rejected and not stored (4.13+:
+    ``parse_gnttab_limit``; 4.10-4.12 store it, then report the junk).
     """
 
     bool_values: Literal["lenient", "strict"] = "strict"
     watchdog_custom: bool = True
     token_max: int = 127
     hap_option: bool = True
+    maptrack_option: bool = True
+    nr_frames_ratio: bool = False
+    gnttab_limit_checked: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,11 @@ class PagingBehaviour:
     * ``ept_flush_deferred``: Intel EPT syncs once per p2m lock hold (4.7+), not once per
       changed entry (an IPI round each, before 4.7);
     * ``evtchn_reset_preemptible``: XSA-344, the event-channel reset (the model runs it too)
-      checks for preemption every 64 ports.
+      checks for preemption every 64 ports;
+    * ``pod_sweep_bounded``: XSA-150, the PoD emergency sweep stops after 1024 gfns when a
+      preemption is pending (and zeroed pages are reclaimed eagerly);
+    * ``maptrack_bounded``: XSA-380, the release of a dying domain's grant mappings checks
+      for preemption at every maptrack page, and ``mapkind()`` no longer searches the table.
     """
 
     logdirty_preemptible: bool = True
@@ -113,6 +125,8 @@ class PagingBehaviour:
     p2m_free_preemptible: bool = True
     ept_flush_deferred: bool = True
     evtchn_reset_preemptible: bool = True
+    pod_sweep_bounded: bool = True
+    maptrack_bounded: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,12 @@ class Profile:
     pvh_v1: bool = False  # xl.cfg `pvh=1` (PVHv1, 4.4-4.8)
     hw_caps_featureset: bool = True  # `xl info` hw_caps word order of 4.7+
     arm_default_type: Literal["pv", "pvh"] = "pvh"  # xl's type without type=/builder= on Arm
+    #: the grant maptrack table: bytes per entry (8 before 4.6, 16 from 4.6), the hypervisor's
+    #: default limit in frames, and whether xl.cfg ``max_maptrack_frames`` exists (4.10+)
+    maptrack_entry_bytes: int = 16
+    maptrack_default_frames: int = 1024
+    xl_maptrack_key: bool = True
+    libxl_maptrack_frames: int | None = None  # libxl's default request (4.10-4.12: 1024)
     supported: bool = True  # False for <= 4.1 (no XSA-97 fix ever; out of support)
     xsa97_first_fixed: XenVersion | None = None  # first fixed release of this branch
     upgrade_to: XenVersion | None = None  # smallest fixed release newer than this one
@@ -211,6 +231,10 @@ def profile_for(
                "the XSA-410 fix (preemptible p2m freeing)", "xsa410")
     evtchn = pick(row.evtchn_reset, prev.evtchn_reset if prev else None,
                   "the XSA-344 fix (preemptible evtchn_reset)", None)
+    pod = pick(row.pod_sweep, prev.pod_sweep if prev else None,
+               "the XSA-150 fix (bounded PoD sweep)", None)
+    maptrack = pick(row.maptrack, prev.maptrack if prev else None,
+                    "the XSA-380 fix (preemptible maptrack release)", None)
     deferred = classify(row.ept_flush_deferred, prev.ept_flush_deferred if prev else None, v,
                         when, "the deferred EPT sync").value is True
     # a development build of unknown date reads the command line as the branch's release does
@@ -224,6 +248,9 @@ def profile_for(
         watchdog_custom=custom,
         token_max=127 if row.cmdline_strict else 99,
         hap_option=row.hap_option,
+        maptrack_option=row.maptrack_option,
+        nr_frames_ratio=row.nr_frames_ratio,
+        gnttab_limit_checked=row.gnttab_limit_checked,
     )
     return Profile(
         version=v,
@@ -235,6 +262,8 @@ def profile_for(
             p2m_free_preemptible=p2m.value is True,
             ept_flush_deferred=deferred,
             evtchn_reset_preemptible=evtchn.value is True,
+            pod_sweep_bounded=pod.value is True,
+            maptrack_bounded=maptrack.value is True,
         ),
         pool_formula=row.pool_formula,
         hap_default_follows_host=row.hap_default_follows_host,
@@ -248,6 +277,11 @@ def profile_for(
         pvh_v1=row.pvh_v1,
         hw_caps_featureset=row.hw_caps_featureset,
         arm_default_type=row.arm_default_type,
+        maptrack_entry_bytes=row.maptrack_entry_bytes,
+        maptrack_default_frames=row.maptrack_default_frames,
+        xl_maptrack_key=row.xl_type_key,  # xl.cfg max_maptrack_frames, like type=, from 4.10
+        # (tools/xl/xl_parse.c @ RELEASE-4.10.0 l.1042; absent @ RELEASE-4.9.0)
+        libxl_maptrack_frames=row.libxl_maptrack_frames,
         supported=row.supported,
         xsa97_first_fixed=first_fixed_release(v.branch),
         upgrade_to=None if xsa97.value is True else upgrade_target(v),

@@ -187,3 +187,79 @@ def test_evtchn_reset_estimate_equals_generator(ports: int, fixed: bool) -> None
     # preempted at every check, it resumes where it stopped and closes every port once
     comp = run_to_completion(EvtchnReset(ports, beh).op, Always())
     assert comp.total == run.total and comp.rc == 0
+
+
+POD_CASES = [(0, 0), (1, 1), (16, 16), (17, 5), (1024, 1024), (1025, 1025), (1026, 1000),
+             (1027, 1027), (1040, 1040), (1100, 17), (3000, 2500), (3000, 0), (2048, 16)]
+
+
+@pytest.mark.parametrize("gfns_ram", POD_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+@pytest.mark.parametrize("vendor", ["intel", "amd"])
+@pytest.mark.parametrize("fixed,deferred", [(False, False), (True, False), (True, True)])
+def test_pod_sweep_estimate_equals_generator(gfns_ram: tuple[int, int], vendor: str,
+                                             fixed: bool, deferred: bool) -> None:
+    from xenvmmu.model.pod import POD_SWEEP_LIMIT, PodSweep
+    from xenvmmu.versions import PagingBehaviour
+
+    gfns, ram = gfns_ram
+    beh = PagingBehaviour(pod_sweep_bounded=fixed, ept_flush_deferred=deferred)
+    run = drive(PodSweep(gfns, ram, vendor, beh).op())  # type: ignore[arg-type]
+    est = analytic.pod_sweep(gfns, ram, vendor, beh)  # type: ignore[arg-type]
+    _same(run.sections.runs, run.total, est)
+    assert run.total.bytes_scanned == (128 + 4096) * ram  # every RAM page read whole
+    assert run.total.entries_written == 2 * ram  # taken out and put back
+    longest = est.longest()
+    if fixed and gfns > POD_SWEEP_LIMIT + 1:
+        # the fixed sweep's longest section is its first: the limit and one gfn more
+        assert longest.entries_read <= 4 * (POD_SWEEP_LIMIT + 2) + 4 * min(ram, 1026)
+    else:
+        assert longest == est.total  # one section: "a linear memcmp() from 0 to max_gfn"
+    if ram and vendor == "intel":
+        # EPT before 4.7 syncs once per removed entry, after it once per sweep
+        assert est.total.tlb_flushes == (1 if deferred else ram)
+
+
+def test_pod_sweep_stops_when_a_preemption_is_pending() -> None:
+    from xenvmmu.model.pod import POD_SWEEP_LIMIT, PodSweep
+    from xenvmmu.versions import PagingBehaviour
+
+    beh = PagingBehaviour(pod_sweep_bounded=True)
+    run = drive(PodSweep(5000, 5000, "intel", beh).op(), Always())
+    # the first check fires: gfns 5000 .. limit-1 swept, then the partial batch checked
+    assert run.total.entries_read == 4 * (POD_SWEEP_LIMIT + 2) + 4 * (POD_SWEEP_LIMIT + 2)
+    assert run.rc == 0
+
+
+@pytest.mark.parametrize("entries,per_page", [(0, 256), (256, 256), (512, 256), (1024, 256),
+                                              (4096, 512), (256 * 1024, 256)])
+@pytest.mark.parametrize("fixed", [False, True])
+def test_maptrack_release_estimate_equals_generator(entries: int, per_page: int,
+                                                   fixed: bool) -> None:
+    from xenvmmu.model.maptrack import MaptrackRelease
+    from xenvmmu.versions import PagingBehaviour
+
+    beh = PagingBehaviour(maptrack_bounded=fixed)
+    run = drive(MaptrackRelease(entries, per_page, beh).op(False))
+    est = analytic.maptrack_release(entries, per_page, beh)
+    _same(run.sections.runs, run.total, est)
+    assert run.total.grant_releases == entries
+    if fixed and entries:
+        # one page per section: its handles and the page freed
+        assert est.longest() == Work(entries_read=per_page, grant_releases=per_page,
+                                     heap_pages_freed=1)
+        assert run.total.heap_pages_freed == entries // per_page
+    else:
+        assert est.longest() == est.total
+    # preempted at every check, it resumes from the shrunk limit and releases each once
+    comp = run_to_completion(MaptrackRelease(entries, per_page, beh).op, Always())
+    assert comp.total == run.total and comp.rc == 0
+    assert len(comp.calls) == (max(entries // per_page, 1) if fixed else 1)
+
+
+def test_mapkind_searches_the_table_until_the_fix() -> None:
+    from xenvmmu.versions import PagingBehaviour
+
+    old = analytic.mapkind(262144, PagingBehaviour(maptrack_bounded=False))
+    new = analytic.mapkind(262144, PagingBehaviour(maptrack_bounded=True))
+    assert old.total.entries_read == 2 * 262144 and old.checks == 0
+    assert new.total.entries_read < 10

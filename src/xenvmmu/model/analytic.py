@@ -26,12 +26,20 @@ from dataclasses import dataclass, field, replace
 
 from xenvmmu.model.constants import ENTRIES, P2M_TEARDOWN_BATCH, PAGE_SIZE, SHADOW_HASH_BUCKETS
 from xenvmmu.model.evtchn import EVTCHN_CHECK_EVERY
+from xenvmmu.model.maptrack import mapkind_work
+from xenvmmu.model.pod import (
+    POD_SWEEP_STRIDE,
+    lookup_work,
+    sweep_flush,
+    sweep_limit,
+    zero_check_work,
+)
 from xenvmmu.model.runner import Sections, longest
 from xenvmmu.model.shadow import destroy_all_work
 from xenvmmu.model.shape import Shape, SlotShape
 from xenvmmu.model.spec import DomainSpec
 from xenvmmu.model.work import PROXY_WEIGHTS, ZERO, Loop, PreemptCheck, Step, Work, WorkStep
-from xenvmmu.versions import PagingBehaviour
+from xenvmmu.versions import PagingBehaviour, Vendor
 
 _cached = functools.lru_cache(maxsize=1 << 14)
 
@@ -415,3 +423,58 @@ def evtchn_reset(ports: int, beh: PagingBehaviour) -> Estimate:
         if tail:
             steps.append(_w(Work(evtchn_closes=tail)))
     return _estimate("evtchn_reset", steps)
+
+
+# -- PoD emergency sweep (XSA-150) -------------------------------------------------------------
+@_cached
+def pod_sweep(gfns: int, ram: int, vendor: Vendor, beh: PagingBehaviour) -> Estimate:
+    """``p2m_pod_emergency_sweep()`` from gfn ``gfns`` down to 1 with the top ``ram`` gfns
+    populated and nothing reclaimable (see :mod:`~xenvmmu.model.pod`): one section before the
+    fix; with it, the gfns down to one below the limit, then a check after every gfn (a
+    zero check of 16 pages in every 16th RAM gfn's section), then the last batch and flush."""
+    if not 0 <= ram <= gfns:
+        raise ValueError("RAM gfns must be between 0 and the gfns swept")
+    tail = ram % POD_SWEEP_STRIDE
+    end = ((zero_check_work(tail, vendor, beh) if tail else ZERO)
+           + sweep_flush(vendor, beh, ram))
+    limit = sweep_limit(gfns)
+    if not beh.pod_sweep_bounded or limit <= 1:
+        body = lookup_work(gfns) + zero_check_work(ram - tail, vendor, beh)
+        return _estimate("pod_sweep", [_w(body + end)] if body + end else [])
+    first = gfns - limit + 2  # gfns .. limit-1: the check comes after gfn limit-1
+    batches = min(ram, first) // POD_SWEEP_STRIDE
+    steps: list[Step] = [_w(lookup_work(first)
+                            + zero_check_work(batches * POD_SWEEP_STRIDE, vendor, beh)), _CHECK]
+    # one section per later gfn; the k-th gfn swept completes a batch when k <= ram, k % 16 == 0
+    full = ram // POD_SWEEP_STRIDE - batches
+    steps += _repeat(lookup_work(1) + zero_check_work(POD_SWEEP_STRIDE, vendor, beh), full, True)
+    steps += _repeat(lookup_work(1), gfns - first - full, True)
+    if end:
+        steps.append(_w(end))
+    return _estimate("pod_sweep", steps)
+
+
+# -- grant maptrack (XSA-380) ------------------------------------------------------------------
+@_cached
+def maptrack_release(entries: int, per_page: int, beh: PagingBehaviour) -> Estimate:
+    """``gnttab_release_mappings()`` of ``entries`` handles, all in use, ``per_page`` to a
+    page (see :mod:`~xenvmmu.model.maptrack`): one section before the fix; with it, the top
+    page, then a page freed and a check before each page below, and the last page freed."""
+    if entries % per_page:
+        raise ValueError("the maptrack table is whole pages")
+    if not beh.maptrack_bounded:
+        return _estimate("maptrack_release",
+                         [_w(Work(entries_read=entries, grant_releases=entries))])
+    pages = entries // per_page
+    if pages == 0:
+        return _estimate("maptrack_release", [])
+    # every page is one section: its handles released, then the page freed (the check
+    # between two pages comes right after the free)
+    page = Work(entries_read=per_page, grant_releases=per_page, heap_pages_freed=1)
+    return _estimate("maptrack_release", [*_repeat(page, pages - 1, True), _w(page)])
+
+
+@_cached
+def mapkind(entries: int, beh: PagingBehaviour) -> Estimate:
+    """One ``mapkind()`` search of ``entries`` handles (one section; constant with the fix)."""
+    return _estimate("maptrack_mapkind", [_w(mapkind_work(entries, beh))])

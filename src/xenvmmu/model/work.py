@@ -89,6 +89,13 @@ class Work:
     evtchn_closes
         Event channels closed (``evtchn_close``: the port's lock, unbinding, notification of a
         bound interdomain peer).
+    grant_releases
+        Grant mappings released at domain destruction (``gnttab_release_mappings``: the
+        granting domain's lookup and grant-table lock, the active entry's lock, its pin and
+        status update, the page reference dropped).
+    bytes_scanned
+        Bytes of guest memory read and compared (the PoD zero check: ``p2m_pod_zero_check``
+        reads a page word by word until it finds a non-zero one).
     """
 
     entries_read: int = 0
@@ -109,6 +116,8 @@ class Work:
     refcount_drops: int = 0
     hash_hops: int = 0
     evtchn_closes: int = 0
+    grant_releases: int = 0
+    bytes_scanned: int = 0
 
     def __add__(self, other: Work) -> Work:
         if not isinstance(other, Work):
@@ -137,6 +146,8 @@ class Work:
             s.refcount_drops + o.refcount_drops,
             s.hash_hops + o.hash_hops,
             s.evtchn_closes + o.evtchn_closes,
+            s.grant_releases + o.grant_releases,
+            s.bytes_scanned + o.bytes_scanned,
         )
 
     def __mul__(self, k: int) -> Work:
@@ -160,6 +171,8 @@ class Work:
             s.refcount_drops * k,
             s.hash_hops * k,
             s.evtchn_closes * k,
+            s.grant_releases * k,
+            s.bytes_scanned * k,
         )
 
     __rmul__ = __mul__
@@ -185,6 +198,8 @@ class Work:
             or s.refcount_drops
             or s.hash_hops
             or s.evtchn_closes
+            or s.grant_releases
+            or s.bytes_scanned
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -224,6 +239,8 @@ PROXY_WEIGHTS: Mapping[str, float] = {
     "refcount_drops": 4.0,
     "hash_hops": 1.0,
     "evtchn_closes": 20.0,
+    "grant_releases": 20.0,
+    "bytes_scanned": 1 / 64,
 }
 
 

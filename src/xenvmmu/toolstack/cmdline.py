@@ -1,8 +1,9 @@
 """The Xen hypervisor command line, read the way the hypervisor reads it.
 
-Only the options that matter to XSA-97 are interpreted: ``hap`` (off = every HVM/PVH guest
-uses shadow paging), ``hap_1gb``/``hap_2mb`` (superpage sizes only), ``watchdog`` and
-``watchdog_timeout`` (a stuck CPU becomes a host crash). Everything else, including
+Only the options that matter to the audit are interpreted: ``hap`` (off = every HVM/PVH
+guest uses shadow paging), ``hap_1gb``/``hap_2mb`` (superpage sizes only), ``watchdog`` and
+``watchdog_timeout`` (a stuck CPU becomes a host crash), ``gnttab_max_maptrack_frames`` and
+``gnttab_max_nr_frames`` (the grant maptrack limit, XSA-380). Everything else, including
 GRUB2's ``placeholder`` first word, is ignored, as Xen ignores unknown options.
 
 Rules (formats/README.md §3; xen-project/xen xen/common/kernel.c @ RELEASE-4.4.0 l.52-165
@@ -62,6 +63,12 @@ class CmdlineOptions:
     dom0_part: str = ""
     errors: tuple[str, ...] = ()
     hap_ignored: str | None = None  # a `hap` option the release does not have (4.0-4.2)
+    #: ``gnttab_max_maptrack_frames=`` as stored (4.5+), ``gnttab_max_nr_frames=`` (its 8 x
+    #: sets the maptrack limit up to 4.9), and the tokens that set them; None = not given
+    maptrack_frames: int | None = None
+    maptrack_token: str | None = None
+    nr_frames: int | None = None
+    nr_frames_token: str | None = None
 
 
 def _bool_word(value: str | None) -> bool | None:
@@ -131,7 +138,40 @@ def parse_cmdline(text: str, rules: CmdlineRules) -> CmdlineOptions:
             opts = _watchdog(opts, errors, token, negated, value, rules)
         elif name == "watchdog_timeout":
             opts = _watchdog_timeout(opts, errors, token, negated, value, rules)
+        elif name == "gnttab_max_maptrack_frames" and rules.maptrack_option:
+            n = _gnttab_limit(errors, token, value, rules)
+            if n is not None:
+                opts = replace(opts, maptrack_frames=n, maptrack_token=token)
+        elif name == "gnttab_max_nr_frames" and rules.nr_frames_ratio:
+            n = _gnttab_limit(errors, token, value, rules)
+            if n is not None:
+                opts = replace(opts, nr_frames=n, nr_frames_token=token)
     return replace(opts, errors=tuple(errors))
+
+
+#: Largest value ``parse_gnttab_limit`` stores (INT_MAX, 4.13+).
+_INT_MAX = 2**31 - 1
+
+
+def _gnttab_limit(errors: list[str], token: str, value: str | None,
+                  rules: CmdlineRules) -> int | None:
+    """A grant-table limit: ``simple_strtoul(value, &end, 0)`` (a ``no-`` prefix changes
+    nothing). Before 4.10 trailing junk is ignored; 4.10-4.12 store the number and report
+    the junk (``OPT_UINT``, xen/common/kernel.c @ RELEASE-4.10.0); from 4.13
+    ``parse_gnttab_limit`` rejects junk and values above INT_MAX without storing them
+    (xen/common/grant_table.c @ RELEASE-4.13.0 l.87-103). Before 4.10, 0 means the default
+    (``gnttab_usage_init`` @ RELEASE-4.5.0): None then, as if not given."""
+    n, junk = _strtoull(value or "")
+    if rules.gnttab_limit_checked and (junk or n > _INT_MAX):
+        errors.append(f"{token}: not a number Xen accepts; the limit keeps its default")
+        return None
+    if junk and rules.bool_values == "strict":
+        errors.append(f"{token}: trailing characters after the number; Xen keeps the value "
+                      f"it read ({n}) and reports the error")
+    n &= 2**32 - 1  # an unsigned int
+    if n == 0 and rules.bool_values == "lenient":
+        return None
+    return n
 
 
 def _watchdog(opts: CmdlineOptions, errors: list[str], token: str, negated: bool,

@@ -88,6 +88,17 @@ class GuestSpec:
     #: l.1317-1325; ``b_info->event_channels``), and its line
     max_event_channels: int = 1023
     max_event_channels_line: int | None = None
+    #: ``max_maptrack_frames`` (xl.cfg 4.10+, ``b_info->max_maptrack_frames``); None: not set
+    #: (the toolstack's or hypervisor's default applies, ``toolstack.grants``)
+    max_maptrack_frames: int | None = None
+    max_maptrack_frames_line: int | None = None
+    #: passthrough PCI devices (xl.cfg ``pci = [...]``, ``pcidevs``), and the line
+    pci_devices: int = 0
+    pci_line: int | None = None
+    #: the device model runs deprivileged: in a stub domain
+    #: (``device_model_stubdomain_override``) or restricted (``dm_restrict``); None: unknown
+    dm_deprivileged: bool | None = False
+    dm_deprivileged_line: int | None = None
 
     @property
     def pvh_v1(self) -> bool:
@@ -286,6 +297,10 @@ class _Reader:
         on_reboot = self._get(xlcfg.get_string, "on_reboot")
         os_hint, os_hint_why = self._os_hint()
         evtchn, evtchn_line = self._number("max_event_channels", c_int=True)
+        maptrack, maptrack_line = self._maptrack()
+        pci = self._get(xlcfg.get_list, "pci")
+        pci_devices = len(pci.value) if pci.status == "ok" and isinstance(pci.value, tuple) else 0
+        dm_priv, dm_line = self._dm_deprivileged()
 
         defaulted = {k for k, v in (("memory", memory), ("maxmem", maxmem), ("vcpus", vcpus),
                                     ("maxvcpus", maxvcpus)) if v is None}
@@ -320,7 +335,26 @@ class _Reader:
             os_hint=os_hint, os_hint_why=os_hint_why,
             max_event_channels=evtchn if evtchn is not None else 1023,
             max_event_channels_line=evtchn_line,
+            max_maptrack_frames=maptrack, max_maptrack_frames_line=maptrack_line,
+            pci_devices=pci_devices, pci_line=pci.line if pci_devices else None,
+            dm_deprivileged=dm_priv, dm_deprivileged_line=dm_line,
         )
+
+    def _maptrack(self) -> tuple[int | None, int | None]:
+        """``max_maptrack_frames``: xl reads it from 4.10 (``xlu_cfg_get_long``, C int);
+        older xl ignores the key (quietly: it was never xl's)."""
+        if not self.profile.xl_maptrack_key:
+            return None, None
+        return self._number("max_maptrack_frames", c_int=True)
+
+    def _dm_deprivileged(self) -> tuple[bool | None, int | None]:
+        """Whether the device model is deprivileged: a stub domain
+        (``device_model_stubdomain_override = 1``) or ``dm_restrict = 1``; read quietly."""
+        for key in ("device_model_stubdomain_override", "dm_restrict"):
+            r = xlcfg.get_defbool(self.cfg, key)
+            if r.status == "ok" and r.value is True:
+                return True, r.line
+        return False, None
 
     def _os_hint(self) -> tuple[Literal["linux", "windows"] | None, str | None]:
         """Windows if ``viridian`` is on (Hyper-V enlightenments are for Windows); Linux (or

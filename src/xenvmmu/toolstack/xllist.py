@@ -29,6 +29,8 @@ from .inputs import UTF8_BOM, InputFileError, decode_text, read_input
 LIBXL_MEMKB_DEFAULT = -1  # ~0ULL printed through yajl_gen_integer(long long)
 #: Xen's domain ids stop below DOMID_FIRST_RESERVED (0x7FF0): no host lists more domains.
 MAX_DOMAINS = 0x7FF0
+#: libxl's uint32 fields
+UINT32_MAX = 2**32 - 1
 #: libxl's generated JSON nests about 6 deep (config.b_info.type.hvm.vnc...).
 MAX_JSON_DEPTH = 64
 #: The longest arrays xl prints are per-vCPU or per-device lists; Xen caps vCPUs far below.
@@ -287,6 +289,16 @@ def _domain(entry: dict[str, object], index: int, source: str) -> GuestSpec:
     online = len(avail) if isinstance(avail, list) and avail else None
     pool = _int(b_info, "shadow_memkb", b_path, problems)
     on_reboot = _text(config, "on_reboot", f"{path}.config", problems)
+    # libxl: event_channels 0 = the default 1023 (libxl_create.c @ RELEASE-4.4.0 l.215);
+    # max_maptrack_frames 2^32-1 = LIBXL_MAX_GRANT_DEFAULT (the hypervisor's limit, 4.13+)
+    evtchn = _int(b_info, "event_channels", b_path, problems, UINT32_MAX) or 1023
+    maptrack = _int(b_info, "max_maptrack_frames", b_path, problems, UINT32_MAX)
+    if maptrack == UINT32_MAX:
+        maptrack = None
+    pcidevs = config.get("pcidevs")
+    pci_devices = len(pcidevs) if isinstance(pcidevs, list) else 0
+    stubdom = _defbool(b_info, "device_model_stubdomain", b_path, problems, warnings, label)
+    restrict = _defbool(b_info, "dm_restrict", b_path, problems, warnings, label)
 
     defaulted = {k for k, v in (("memory", target_kib), ("maxmem", max_kib),
                                 ("vcpus", online), ("maxvcpus", max_vcpus)) if v is None}
@@ -302,6 +314,8 @@ def _domain(entry: dict[str, object], index: int, source: str) -> GuestSpec:
         maxmem_mib=maxmem_kib // 1024, maxmem_kib=maxmem_kib,
         vcpus=vcpus, maxvcpus=max(max_vcpus or vcpus, vcpus), defaulted=frozenset(defaulted),
         hap=hap, recorded_pool_kib=pool, on_reboot=on_reboot, pvh=pvh,
+        max_event_channels=evtchn, max_maptrack_frames=maptrack, pci_devices=pci_devices,
+        dm_deprivileged=bool(stubdom or restrict),
         warnings=tuple(warnings), status="invalid" if problems else "ok",
         reason=f"{label}: " + "; ".join(problems) if problems else None,
     )
