@@ -218,7 +218,8 @@ _FIXED_LEGACY = replace(_LEGACY, xsa97=_ALWAYS, hap_retype=_ALWAYS, teardown=_AL
 #: libxl 4.10-4.12 asks for LIBXL_MAX_MAPTRACK_FRAMES_DEFAULT (1024, tools/libxl/libxl.h @
 #: RELEASE-4.10.0 l.332) unless the guest sets max_maptrack_frames; from 4.13 for the
 #: hypervisor's limit (LIBXL_MAX_GRANT_DEFAULT, libxl_types.idl @ RELEASE-4.13.0 l.515).
-_GNTTAB_410 = {"nr_frames_ratio": False, "libxl_maptrack_frames": 1024}
+_FIXED_410 = replace(_FIXED_LEGACY, xl_type_key=True, cmdline_strict=True,
+                     nr_frames_ratio=False, libxl_maptrack_frames=1024)
 
 BRANCHES: tuple[Branch, ...] = (
     # <=4.1: the same non-preemptible loops (paging.c @ RELEASE-4.1.0), never fixed, out of
@@ -282,13 +283,11 @@ BRANCHES: tuple[Branch, ...] = (
     replace(_FIXED_LEGACY, branch=(4, 9)),
     # 4.10: xl.cfg `type=` with prefix matching; `builder` deprecated (70ca3439f3).
     # 4.10: strict command-line parsing (63e8a1e5ff, 94dfb8bf8d).
-    replace(_FIXED_LEGACY, branch=(4, 10), xl_type_key=True, cmdline_strict=True,
-            **_GNTTAB_410),
-    replace(_FIXED_LEGACY, branch=(4, 11), xl_type_key=True, cmdline_strict=True,
-            **_GNTTAB_410),
+    replace(_FIXED_410, branch=(4, 10)),
+    replace(_FIXED_410, branch=(4, 11)),
     # 4.12: xl makes Arm guests PVH by default.
-    replace(_FIXED_LEGACY, branch=(4, 12), xl_type_key=True, arm_default_type="pvh",
-            cmdline_strict=True, evtchn_reset=_xsa344(4, "cfd61e688f"), **_GNTTAB_410),
+    replace(_FIXED_410, branch=(4, 12), arm_default_type="pvh",
+            evtchn_reset=_xsa344(4, "cfd61e688f")),
     # 4.13: hap default = host cap_hap and hap=1 without HAP fails (948a4f6af3, d0c0ba7d3d);
     # virt_caps reports hap/shadow (948a4f6af3); libxl, not xl, computes the pool
     # (libxl_create.c @ RELEASE-4.13.0 l.1038, same formula); libxlu `+=` (a30910bfd7).

@@ -54,6 +54,15 @@ class Advisory:
     #: "availability" (a stall or livelock: denial of service) or "integrity" (memory
     #: corruption, e.g. a use-after-free)
     impact: str = "availability"
+    #: how the audit assesses it: "paging_ops" (from the guest's paging operations, the
+    #: XSA-97 chain) or one of ``xenvmmu.audit.family.ASSESSMENTS``
+    assess: str = "paging_ops"
+    #: facts a guest must have for the advisory to concern it ("dm_deprivileged")
+    requires: tuple[str, ...] = ()
+    #: for ``assess = "present"``: what the vulnerable code does to this guest's host
+    present_why: str = ""
+    #: the operation has no bound once triggered (no figure can be given)
+    unbounded: bool = False
 
     def fixed_in(self, version: XenVersion) -> bool | None:
         """Whether ``version`` (a release, not a development build) has the fix; None when
@@ -127,7 +136,9 @@ def _load(name: str, text: str) -> Advisory:
         fix_commits=_strings(data, "fix_commits", name),
         support_change=_table(data, "support_change", name),
         mitigations=_strings(data, "mitigations", name), sources=_strings(data, "sources", name),
-        impact=impact,
+        impact=impact, assess=str(data.get("assess", "paging_ops")),
+        requires=_strings(data, "requires", name), present_why=str(data.get("present_why", "")),
+        unbounded=data.get("unbounded") is True,
     )
 
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-from ..advisories import Advisory, advisory, registry
-from ..model import analytic
+from ..advisories import Advisory, registry
 from ..model.spec import DomainSpec
 from ..severity import WATCHDOG_TIMEOUT_S, severity_for, watchdog_panic_ms
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Paging, Profile, Unknown
+from .family import ASSESSMENTS, GuestContext, advisory_finding, fixed_by, p2m_pool_pages, upgrade
 from .findings import (
     AdvisoryFinding,
     Finding,
@@ -108,7 +108,8 @@ def advisory_findings(
     by_op = {o.op: o for o in ops}
     out: list[AdvisoryFinding] = []
     for adv in registry():
-        if not _applies(adv, guest, host, settings) or mode not in adv.paging:
+        if (adv.assess != "paging_ops" or not _applies(adv, guest, host, settings)
+                or mode not in adv.paging):
             continue
         mine = [by_op[name] for name in adv.operations if name in by_op]
         if not mine:
@@ -116,9 +117,7 @@ def advisory_findings(
         worst = max(o.worst_case_ms for o in mine)
         low = max(o.worst_case_ms_low for o in mine)
         verdict: Verdict = "affected" if worst >= settings.budget_ms else "not_affected"
-        # the release table where it carries the fix (it knows --patched and -pre builds)
-        fixed = (bool(getattr(profile.paging, adv.behaviour)) if adv.behaviour
-                 else adv.fixed_in(profile.version))
+        fixed = fixed_by(adv, profile)
         longest = max(mine, key=lambda o: o.worst_case_ms)
         reasons = [f"{adv.id} ({', '.join(adv.cves)}): {adv.title}; longest section "
                    f"{longest.op}, {format_ms_range(low, worst)} ms"]
@@ -136,8 +135,7 @@ def advisory_findings(
                              "on the Xen command line); no upgrade fixes shadow paging.")
             fixes.append("Build Xen with CONFIG_SHADOW_PAGING=n if no guest needs it.")
         elif not fixed:
-            fixes.append(f"Upgrade Xen to {adv.upgrade_target(profile.version)} or later "
-                         f"({adv.id} fixed).")
+            fixes.append(upgrade(adv, profile))
         out.append(advisory_finding(
             adv, verdict, settings, host, worst=worst, low=low,
             operations=tuple(o.op for o in mine), fixed=fixed, reasons=reasons,
@@ -146,72 +144,22 @@ def advisory_findings(
     return tuple(out)
 
 
-def advisory_finding(
-    adv: Advisory, verdict: Verdict, settings: AuditSettings, host: HostSpec, *,
-    worst: float | None, low: float | None, operations: tuple[str, ...], fixed: bool | None,
-    reasons: list[str] | tuple[str, ...], mitigations: list[str] | tuple[str, ...] = (),
-    decisive: SourceRef | None = None, unbounded: bool = False,
-) -> AdvisoryFinding:
-    """One advisory's finding with what every one carries: its title and impact from the
-    registry, its severity on the one scale (an affected advisory without a figure - an
-    unbounded loop, a use-after-free - is "high")."""
-    if verdict != "affected":
-        severity: Severity = "none"
-    elif worst is None:
-        severity = "high"
-    else:
-        severity = severity_for(worst, settings.budget_ms,
-                                host.watchdog_timeout or WATCHDOG_TIMEOUT_S)
-    return AdvisoryFinding(
-        id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst, worst_case_ms_low=low,
-        operations=operations, fixed=fixed, reasons=tuple(clean_text(r) for r in reasons),
-        mitigations=tuple(mitigations), title=adv.title,
-        impact="integrity" if adv.impact == "integrity" else "availability",
-        severity=severity, unbounded=unbounded, decisive=decisive,
-    )
-
-
-#: The most ports a guest can use: the FIFO event-channel ABI's 131,071 channels plus port 0
-#: (docs/man/xl.cfg.5.pod.in @ RELEASE-4.13.0 l.1322-1325).
-EVTCHN_MAX_PORTS = 131072
-
-
-def evtchn_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
-                    settings: AuditSettings) -> tuple[AdvisoryFinding, ...]:
-    """XSA-344 for any guest type: the event-channel reset of a guest that uses every port
-    ``max_event_channels`` allows (the guest's choice)."""
-    adv = advisory("XSA-344")
-    if not _applies(adv, guest, host, settings):
-        return ()
-    beh = profile.paging
-    ports = min(max(guest.max_event_channels, 1), EVTCHN_MAX_PORTS)
-    est = analytic.evtchn_reset(ports, beh)
-    worst = round(est.longest_ns(settings.costs.ns_per_unit) / 1e6, 3)
-    low = round(est.longest_ns(settings.costs.low_ns) / 1e6, 3)
-    verdict: Verdict = "affected" if worst >= settings.budget_ms else "not_affected"
-    fixed = beh.evtchn_reset_preemptible
-    where = (f" (line {guest.max_event_channels_line})" if guest.max_event_channels_line
-             else " (the default)")
-    reasons = [f"XSA-344 ({', '.join(adv.cves)}): {adv.title}; max_event_channels = "
-               f"{guest.max_event_channels}{where}: resetting {ports:,} ports takes "
-               f"{format_ms_range(low, worst)} ms "
-               f"{'in sections of 64 ports' if fixed else 'without a preemption point'}"]
-    fixes: list[str] = []
-    if verdict == "affected":
-        per_port = est.longest_ns(settings.costs.ns_per_unit) / ports
-        under = int(settings.budget_ms * 1e6 / per_port) if per_port else ports
-        if 1 <= under < ports:
-            fixes.append(f"Set max_event_channels = {min(under, 1023):,} or less (the default "
-                         "is 1023; a guest needing more channels needs the fix).")
-        if not fixed:
-            fixes.append(f"Upgrade Xen to {adv.upgrade_target(profile.version)} or later "
-                         "(XSA-344 fixed).")
-    line = guest.max_event_channels_line
-    return (advisory_finding(
-        adv, verdict, settings, host, worst=worst, low=low, operations=("evtchn_reset",),
-        fixed=fixed, reasons=reasons, mitigations=fixes,
-        decisive=SourceRef(clean_text(guest.source), line,
-                           "max_event_channels" if line is not None else None)),)
+def family_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
+                    settings: AuditSettings, mode: Paging | None, *, any_mode: bool,
+                    pool_pages: int | None = None,
+                    p2m_pool_pages: int | None = None) -> tuple[AdvisoryFinding, ...]:
+    """The registry advisories assessed by :mod:`~xenvmmu.audit.family` that concern this
+    guest: with ``any_mode`` those whose operations run whatever the paging mode (event
+    channels, grants, Arm's p2m); else those of an HVM paging ``mode``."""
+    ctx = GuestContext(guest, host, profile, settings, mode, pool_pages, p2m_pool_pages)
+    out = []
+    for adv in registry():
+        if adv.assess == "paging_ops" or not _applies(adv, guest, host, settings):
+            continue
+        if any_mode != ("none" in adv.paging) or (not any_mode and mode not in adv.paging):
+            continue
+        out.append(ASSESSMENTS[adv.assess](adv, ctx))
+    return tuple(out)
 
 
 def cve_for(mode: Paging, profile: Profile) -> str | None:
@@ -240,8 +188,8 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
     reasons = list(decision.reasons)
     if guest.status != "ok":
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
-    evtchn = evtchn_findings(guest, host, profile, settings)  # any guest type and paging mode
-    base["advisories"] = evtchn
+    early = family_findings(guest, host, profile, settings, None, any_mode=True)
+    base["advisories"] = early
     if decision.mode is None:
         verdict: Verdict = "not_affected"
         if decision.creation_fails:
@@ -254,6 +202,13 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
     pool = paging_pool(guest, host, profile, decision)
     base["pool_kib"] = pool.kib
     pages = guest_pages(guest)
+    pool_pages = (pool.applied_kib or pool.kib or 0) // 4 if pool.kib is not None else None
+    base["advisories"] = early + family_findings(
+        guest, host, profile, settings, mode, any_mode=False, pool_pages=pool_pages,
+        p2m_pool_pages=(p2m_pool_pages(pages, mode, guest_vcpus(guest))
+                        if pages is not None else None))
+    family = base["advisories"]
+    assert isinstance(family, tuple)
     if mode == "hap" and isinstance(profile.xsa97, Unknown):
         reasons.append(f"release cannot be classified: {profile.xsa97.reason}")
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
@@ -312,7 +267,7 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
     order = _registry_rank()
     decisive = _decisive(guest, host, mode, pool.how)
     advisories = tuple(sorted(advisory_findings(guest, host, profile, mode, ops, fixes, settings,
-                                                decisive) + evtchn, key=lambda a: order[a.id]))
+                                                decisive) + family, key=lambda a: order[a.id]))
     return _finish(
         {**base, "worst_case_ms": round(worst, 3), "worst_case_ms_low": round(worst_low, 3),
          "advisories": advisories},
