@@ -45,7 +45,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         lines = [f"{a.id} ({', '.join(a.cves)}), {a.public}: {a.title}",
                  f"  concerns      {', '.join(a.arch)} {'/'.join(a.guest_types)} guests, "
                  f"{' and '.join(a.paging)} paging",
-                 f"  operations    {', '.join(a.operations)}",
+                 f"  impact        {a.impact}"
+                 + (" (no bound once triggered)" if a.unbounded else ""),
+                 f"  operations    {', '.join(a.operations)} (assessed by: {a.assess})",
                  f"  started by    {', '.join(a.started_by)}; sized by {', '.join(a.sized_by)}",
                  f"  size knobs    {'; '.join(a.knobs)}"]
         if a.fixed_from == "none":
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         else:
             lines.append(f"  fixed         {fixed + '; ' if fixed else ''}every release from "
                          f"{a.fixed_from} (commits {', '.join(a.fix_commits)})")
-        lines.append(f"  mitigations   {'; '.join(a.mitigations)}")
+        if a.mitigations:
+            lines.append(f"  mitigations   {'; '.join(a.mitigations)}")
         lines += [f"  source        {s}" for s in a.sources]
         out.write("\n".join(lines) + "\n\n")
     return 0
