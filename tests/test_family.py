@@ -166,3 +166,23 @@ def test_every_example_guest_meets_its_advisory() -> None:
     assert sorted(cases) == sorted(p.name for p in EXAMPLES.glob("*.cfg"))
     for name, (adv, version, arch, cmdline) in cases.items():
         assert _verdict(adv, version, EXAMPLES / name, arch=arch, cmdline=cmdline) == "affected"
+
+
+def test_figures_are_the_closed_forms_priced() -> None:
+    """The audit's XSA-150 and XSA-380 figures are the model's closed forms priced with the
+    cost profile: no other formula (the one-model rule)."""
+    from xenvmmu.model import analytic
+    from xenvmmu.versions import profile_for
+
+    costs = default_profile()
+    beh = profile_for("4.6.0").paging
+    found = _advisory("XSA-150", "4.6.0", EXAMPLES / "xsa-150-pod.cfg")
+    est = analytic.pod_sweep(65536 * 256, 16384 * 256, "intel", beh)
+    assert found is not None
+    assert found.worst_case_ms == round(est.longest_ns(costs.ns_per_unit) / 1e6, 3)
+    assert found.worst_case_ms_low == round(est.longest_ns(costs.low_ns) / 1e6, 3)
+    beh = profile_for("4.13.3").paging
+    found = _advisory("XSA-380", "4.13.3", 'name = "g"\ntype = "pvh"\nmemory = 1024\n')
+    est = analytic.maptrack_release(1024 * 256, 256, beh)
+    assert found is not None
+    assert found.worst_case_ms == round(est.longest_ns(costs.ns_per_unit) / 1e6, 3)

@@ -218,6 +218,10 @@ class AuditStream:
         self.counts: dict[Verdict, int] = {"affected": 0, "not_affected": 0, "unknown": 0}
         #: guests per advisory and verdict (the guests an advisory concerns), as they go by
         self.advisory_counts: dict[str, dict[Verdict, int]] = {}
+        #: guests affected by some reported advisory (XSA-97's guest verdict included when
+        #: XSA-97 is reported), and guests with an unknown one: what the exit status reads
+        self.any_affected = 0
+        self.any_unknown = 0
 
     @classmethod
     def of(cls, report: AuditReport) -> AuditStream:
@@ -257,6 +261,11 @@ class AuditStream:
 
     def _count(self, finding: Finding) -> None:
         self.counts[finding.verdict] += 1
+        verdicts = {a.verdict for a in finding.advisories}
+        if self.reports("XSA-97") or finding.verdict == "unknown":  # unread: for every one
+            verdicts.add(finding.verdict)
+        self.any_affected += "affected" in verdicts
+        self.any_unknown += "unknown" in verdicts
         for a in finding.advisories:
             per = self.advisory_counts.get(a.id)
             if per is None:

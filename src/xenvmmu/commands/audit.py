@@ -6,9 +6,10 @@ guest whether a non-preemptible virtual-MMU operation can hold a CPU longer than
 budget, for how long, why, and the cheapest mitigation. On dom0, `--live` runs `xl info` and
 `xl list -l` itself (with `--configs /etc/xen`, configured guests that are not running too).
 
-Exit status: 0 no guest affected; 1 some guest affected; 2 usage error, nothing readable or
-the report could not be written; 3 no guest affected but some input or guest could not be
-assessed (unreadable file, xm-era Python config, release that cannot be classified).
+Exit status: 0 no guest affected; 1 some guest affected by a reported advisory (XSA-97 or
+another of the registry; `--advisory` narrows them); 2 usage error, nothing readable or the
+report could not be written; 3 no guest affected but some input, guest or advisory could not
+be assessed (unreadable file, xm-era Python config, release that cannot be classified).
 """
 
 from __future__ import annotations
@@ -142,9 +143,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         return EXIT_USAGE
     print(f"xenvmmu audit: {audit.inputs_read} input file(s), {audit.guests} guest(s), "
           f"{len(audit.errors)} input error(s)", file=err)
-    if audit.counts["affected"]:
+    if audit.any_affected:
         return EXIT_AFFECTED
-    if audit.errors or audit.counts["unknown"]:
+    if audit.errors or audit.any_unknown:
         return EXIT_UNASSESSED
     return EXIT_NONE
 
