@@ -186,3 +186,15 @@ def test_figures_are_the_closed_forms_priced() -> None:
     est = analytic.maptrack_release(1024 * 256, 256, beh)
     assert found is not None
     assert found.worst_case_ms == round(est.longest_ns(costs.ns_per_unit) / 1e6, 3)
+
+
+def test_each_advisory_points_at_its_own_setting() -> None:
+    """SARIF locations: XSA-495 at the hap line, XSA-410 at the memory size, XSA-344 at
+    max_event_channels (registry ``decided_by``), not all at XSA-97's deciding line."""
+    cfg = ('name = "g"\ntype = "hvm"\nmemory = 8388608\nhap = 0\nshadow_memory = 20000\n'
+           "max_event_channels = 131071\n")
+    by = {a: _advisory(a, "4.13.0", cfg) for a in ("XSA-344", "XSA-410", "XSA-495")}
+    keys = {a: (f.decisive.key, f.decisive.line) for a, f in by.items()
+            if f is not None and f.decisive is not None}
+    assert keys == {"XSA-344": ("max_event_channels", 6), "XSA-410": ("memory", 3),
+                    "XSA-495": ("hap", 4)}

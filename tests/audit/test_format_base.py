@@ -9,9 +9,12 @@ HAP guest under budget, and one input error.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xenvmmu.audit.findings import (
+    AdvisoryFinding,
     AuditReport,
+    AuditStream,
     Finding,
     InputError,
     Mitigation,
@@ -36,6 +41,9 @@ from xenvmmu.audit.format import (
     write_atomic,
 )
 from xenvmmu.audit.format.base import (
+    advisory_counts,
+    advisory_figure,
+    advisory_text,
     decisive_line,
     decisive_ref,
     display_name,
@@ -43,12 +51,21 @@ from xenvmmu.audit.format.base import (
     finding_cve,
     format_mib,
     format_ms,
+    guest_advisories,
     guest_id,
+    headline,
     host_facts,
     one_line,
+    op_advisories,
+    reported_related,
+    stated_advisories,
     summarize,
     summary_line,
+    worst_advisory,
 )
+
+#: one issue time for OpenVEX (``now`` could move between two renderings)
+TS = datetime(2026, 1, 2, tzinfo=UTC)
 
 WEIRD_NAME = 'we"ird\nname\\ü-日本'
 
@@ -202,6 +219,84 @@ def sample_report() -> AuditReport:
         budget_ms=30.0,
         tool_version="0.1.0",
     )
+
+
+# --- findings with advisories (built directly, as the registry's rules would) ------------------
+
+#: XSA-97's own entry (it mirrors the guest's verdict)
+ADV_97 = AdvisoryFinding(
+    id="XSA-97", cves=("CVE-2014-5146", "CVE-2014-5149"), verdict="affected",
+    worst_case_ms=1234.5, worst_case_ms_low=600.0, operations=("logdirty_clean",), fixed=False,
+    reasons=("a log-dirty CLEAN of 64 GiB is one non-preemptible walk",),
+    mitigations=("Upgrade Xen to 4.4.1 or later.",),
+    title="Long latency virtual-mmu operations are not preemptible", severity="high",
+)
+#: affected with no bound at all, decided by a setting of the guest's file
+UNBOUNDED = AdvisoryFinding(
+    id="XSA-344", cves=("CVE-2020-25601",), verdict="affected", worst_case_ms=None,
+    worst_case_ms_low=None, operations=("evtchn_reset",), fixed=False,
+    reasons=("every port is reset in one loop without a preemption point",),
+    mitigations=("Set max_event_channels = 1023 or less.",
+                 "Upgrade Xen to 4.13.2 or later (XSA-344 fixed)."),
+    title="Lack of preemption in evtchn_reset() / evtchn_destroy()", severity="high",
+    unbounded=True, decisive=SourceRef("guests/adv.cfg", 9, "max_event_channels"),
+)
+#: an affected stall with a figure
+TEARDOWN_410 = AdvisoryFinding(
+    id="XSA-410", cves=("CVE-2022-33746",), verdict="affected", worst_case_ms=380.0,
+    worst_case_ms_low=40.0, operations=("teardown_relinquish", "teardown_final"), fixed=False,
+    reasons=("XSA-410: longest section teardown_relinquish, 40.0-380 ms",),
+    mitigations=("Upgrade Xen to 4.17.0 or later (XSA-410 fixed).",),
+    title="P2M pool freeing may take excessively long", severity="high",
+)
+#: could not be assessed: the reason names the missing input
+UNKNOWN_495 = AdvisoryFinding(
+    id="XSA-495", cves=("CVE-2026-42493",), verdict="unknown", worst_case_ms=None,
+    worst_case_ms_low=None, operations=("shadow_blow_tables",), fixed=None,
+    reasons=("shadow pool size unknown: shadow_memory not given",),
+    title="Shadow paging operations may take excessively long",
+)
+#: a memory corruption (no figure), affected
+INTEGRITY = AdvisoryFinding(
+    id="XSA-410", cves=("CVE-2022-33746",), verdict="affected", worst_case_ms=None,
+    worst_case_ms_low=None, operations=("teardown_final",), fixed=False,
+    reasons=("a freed p2m page is used after the free",),
+    title="P2M pool freeing may take excessively long", impact="integrity", severity="high",
+)
+#: not affected: the release has the fix
+FIXED_344 = AdvisoryFinding(
+    id="XSA-344", cves=("CVE-2020-25601",), verdict="not_affected", worst_case_ms=0.05,
+    worst_case_ms_low=0.01, operations=("evtchn_reset",), fixed=True,
+    reasons=("resetting 1,023 ports in sections of 64",),
+    title="Lack of preemption in evtchn_reset() / evtchn_destroy()",
+)
+#: not affected: no fix, but within the budget
+BUDGET_344 = replace(FIXED_344, worst_case_ms=0.511, worst_case_ms_low=0.102, fixed=False,
+                     reasons=("resetting 1,023 ports takes 0.102-0.511 ms",))
+
+#: affected by XSA-97 and XSA-344 (unbounded) and XSA-410, unknown for XSA-495; its teardown
+#: (a related operation over the budget) is XSA-410's finding, not a second result
+ADV = replace(BIG_HAP, name="adv", source=SourceRef("guests/adv.cfg"),
+              decisive=SourceRef("guests/adv.cfg", 4, "memory"),
+              advisories=(ADV_97, UNBOUNDED, TEARDOWN_410, UNKNOWN_495))
+#: not affected by XSA-97 (nor XSA-344: fixed), affected by a memory corruption
+UAF = replace(SMALL, name="uaf", source=SourceRef("guests/uaf.cfg"),
+              advisories=(FIXED_344, INTEGRITY))
+#: a PV guest: XSA-344 only, within the budget
+QUIET = replace(PV, name="quiet", source=SourceRef("guests/quiet.cfg"),
+                advisories=(BUDGET_344,))
+
+
+def advisory_report(advisories: tuple[str, ...] = ()) -> AuditReport:
+    """Guests with advisory findings (and one that could not be assessed), as a run that
+    reports ``advisories`` (``--advisory``; empty: every one) writes them. The findings keep
+    every advisory: the formats must leave out those the run does not report."""
+    return AuditReport(findings=(ADV, UAF, QUIET, XM), host=dict(HOST), budget_ms=30.0,
+                       tool_version="0.1.0", advisories=advisories)
+
+
+#: the narrowed run of most tests: XSA-344 alone
+NARROWED = ("XSA-344",)
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -365,3 +460,144 @@ JSON_VALUES = st.recursive(
 @given(JSON_VALUES)
 def test_dump_json_is_exactly_json_dumps_indent_2(value: object) -> None:
     assert dump_json(value) == json.dumps(value, indent=2, ensure_ascii=True) + "\n"
+
+
+# --- the advisories a run reports, and the guest-level headline -------------------------------
+
+
+def test_worst_advisory_orders_verdict_then_severity_then_figure() -> None:
+    # affected before unknown before not affected, whatever the figures
+    assert worst_advisory([BUDGET_344, UNKNOWN_495, TEARDOWN_410]) is TEARDOWN_410
+    assert worst_advisory([BUDGET_344, UNKNOWN_495]) is UNKNOWN_495
+    # then severity, then the longest section; an unbounded one beats any figure
+    critical = replace(TEARDOWN_410, severity="critical", worst_case_ms=31.0)
+    assert worst_advisory([TEARDOWN_410, critical]) is critical
+    assert worst_advisory([TEARDOWN_410, UNBOUNDED]) is UNBOUNDED
+    longer = replace(TEARDOWN_410, worst_case_ms=500.0)
+    assert worst_advisory([TEARDOWN_410, longer]) is longer
+    assert worst_advisory([TEARDOWN_410, replace(TEARDOWN_410)]) is TEARDOWN_410  # first
+    assert worst_advisory([]) is None
+
+
+def test_headline_is_xsa97_unless_the_run_leaves_it_out() -> None:
+    report = advisory_report()
+    head = headline(ADV, report)
+    assert (head.advisory, head.verdict, head.worst_case_ms, head.xsa97) == (
+        "XSA-97", "affected", 1234.5, True)
+    assert headline(UAF, report).verdict == "not_affected"  # XSA-97's, though XSA-410 hits
+    narrowed = advisory_report(("XSA-344", "XSA-495"))
+    head = headline(ADV, narrowed)  # XSA-410 is not reported: the unbounded XSA-344
+    assert (head.advisory, head.verdict, head.severity, head.unbounded, head.xsa97) == (
+        "XSA-344", "affected", "high", True, False)
+    assert head.decisive == UNBOUNDED.decisive and head.fixed is False
+    assert headline(UAF, narrowed).advisory == "XSA-344"  # FIXED_344: not affected
+    assert headline(UAF, narrowed).verdict == "not_affected"
+    # no reported advisory concerns the guest: unknown when it could not be assessed
+    xm = headline(XM, narrowed)
+    assert (xm.advisory, xm.verdict, xm.reasons) == (None, "unknown", XM.reasons)
+    pv = headline(PV, narrowed)
+    assert (pv.advisory, pv.verdict, pv.reasons) == (None, "not_affected", ())
+
+
+def test_summary_of_a_narrowed_run_counts_the_headlines() -> None:
+    assert summarize(advisory_report()).by_verdict() == {
+        "affected": 1, "not_affected": 2, "unknown": 1}  # XSA-97's
+    assert summarize(advisory_report(("XSA-410",))).by_verdict() == {
+        "affected": 2, "not_affected": 1, "unknown": 1}  # ADV and UAF: XSA-410
+    assert summary_line(advisory_report(("XSA-410",))).startswith(
+        "4 guests: 2 affected, 1 not affected, 1 unknown")
+
+
+def test_guest_advisories_leave_out_what_is_not_reported() -> None:
+    report = advisory_report(("XSA-97", "XSA-410"))
+    assert guest_advisories(ADV, report) == (TEARDOWN_410,)
+    assert guest_advisories(ADV, report, xsa97=True) == (ADV_97, TEARDOWN_410)
+    assert guest_advisories(ADV, advisory_report(NARROWED), xsa97=True) == (UNBOUNDED,)
+    twice = replace(ADV, advisories=(TEARDOWN_410, INTEGRITY))
+    assert guest_advisories(twice, advisory_report()) == (TEARDOWN_410,)  # one per advisory
+
+
+def test_stated_advisories_keep_an_unassessed_guest_unknown() -> None:
+    narrowed = advisory_report(("XSA-344", "XSA-410"))
+    stated = stated_advisories(XM, narrowed)
+    assert [(a.id, a.verdict, a.reasons) for a in stated] == [
+        ("XSA-344", "unknown", XM.reasons), ("XSA-410", "unknown", XM.reasons)]
+    assert stated[0].cves == ("CVE-2020-25601",) and stated[0].title  # from the registry
+    assert stated_advisories(XM, advisory_report()) == ()  # XSA-97 says it: unknown
+    assert stated_advisories(PV, narrowed) == ()  # assessed, concerned by none
+
+
+def test_related_findings_belong_to_their_advisory() -> None:
+    resize = OpStall("set_allocation", ("toolstack",), False, 50.0, related=True)
+    guest = replace(BIG_HAP, ops=(*BIG_HAP.ops, resize))  # teardown 40 ms, resize 50 ms
+    everything = advisory_report()
+    assert [(op.op, owner) for op, owner in reported_related(guest, everything)] == [
+        ("set_allocation", None), ("teardown_relinquish", "XSA-410")]
+    # an XSA-410 finding of the guest covers the teardown: no second finding
+    covered = replace(guest, advisories=(TEARDOWN_410,))
+    assert [op.op for op, _ in reported_related(covered, everything)] == ["set_allocation"]
+    # a run without XSA-410 (and XSA-495, which covers shadow teardown) never shows it;
+    # one without XSA-97 never shows an operation no advisory covers
+    assert [op.op for op, _ in reported_related(guest, advisory_report(("XSA-97",)))] == [
+        "set_allocation"]
+    assert [op.op for op, _ in reported_related(guest, advisory_report(("XSA-410",)))] == [
+        "teardown_relinquish"]
+    assert reported_related(guest, advisory_report(NARROWED)) == ()
+    assert op_advisories("teardown_final") and op_advisories("set_allocation") == ()
+
+
+def test_advisory_counts_of_reported_advisories() -> None:
+    assert advisory_counts(advisory_report()) == [
+        ("XSA-97", {"affected": 1, "not_affected": 0, "unknown": 0}),
+        ("XSA-344", {"affected": 1, "not_affected": 2, "unknown": 0}),
+        ("XSA-410", {"affected": 2, "not_affected": 0, "unknown": 0}),
+        ("XSA-495", {"affected": 0, "not_affected": 0, "unknown": 1}),
+    ]
+    # narrowed: only those, and one the run asked for is listed even if no guest met it
+    assert advisory_counts(AuditReport(findings=(ADV,), advisories=("XSA-344", "XSA-999"))) == [
+        ("XSA-344", {"affected": 1, "not_affected": 0, "unknown": 0}),
+        ("XSA-999", {"affected": 0, "not_affected": 0, "unknown": 0}),
+    ]
+
+
+def test_advisory_text() -> None:
+    assert advisory_text(UNBOUNDED) == (
+        "affected, high, unbounded (CVE-2020-25601; not fixed in this release); Set "
+        "max_event_channels = 1023 or less. Upgrade Xen to 4.13.2 or later (XSA-344 fixed).")
+    assert advisory_text(INTEGRITY) == (
+        "affected, high, integrity impact (CVE-2022-33746; not fixed in this release)")
+    assert advisory_text(UNKNOWN_495) == (
+        "unknown (CVE-2026-42493): shadow pool size unknown: shadow_memory not given")
+    assert advisory_text(FIXED_344) == (
+        "not affected, 0.010-0.050 ms (CVE-2020-25601; fixed in this release)")
+    assert advisory_figure(TEARDOWN_410) == "40.0-380 ms" and advisory_figure(INTEGRITY) == "-"
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+@pytest.mark.parametrize("advisories", [(), NARROWED, ("XSA-97", "XSA-410"), ("XSA-495",)])
+def test_write_gives_what_render_gives_for_narrowed_runs(
+    name: str, advisories: tuple[str, ...],
+) -> None:
+    report = advisory_report(advisories)
+    for options in ({}, {"verbose": True}, {"summary_only": True}):
+        formatter = get_formatter(name, timestamp=TS, **options)
+        out = io.StringIO()
+        formatter.write(AuditStream.of(report), out)
+        assert out.getvalue() == formatter.render(report)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_a_run_without_xsa97_writes_nothing_of_it(name: str) -> None:
+    """Narrowed to other advisories, no format writes an XSA-97 result (its CVEs, rules,
+    series, fix, figures), nor anything of an advisory the run leaves out; the guests stay."""
+    text = get_formatter(name, timestamp=TS, verbose=True).render(
+        advisory_report(NARROWED))
+    for absent in ("XSA-97", "CVE-2014-5146", "CVE-2014-5149", "XSA-410", "XSA-495",
+                   "CVE-2022-33746", "Upgrade Xen to 4.4.1", "1234", "logdirty"):
+        assert absent not in text, absent
+    assert "XSA-344" in text
+    assert "CVE-2020-25601" in text or name in ("csv", "prometheus", "table")  # ids only
+    # every guest is there (SARIF has results for those to look at only: adv's XSA-344)
+    assert all(g in text for g in (("adv",) if name == "sarif" else ("adv", "uaf", "quiet")))
+    full = get_formatter(name, timestamp=TS, verbose=True).render(advisory_report())
+    assert "CVE-2014-5146" in full and "XSA-410" in full

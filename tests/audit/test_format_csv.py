@@ -17,7 +17,17 @@ from xenvmmu.audit.format.csvfmt import COLUMNS, REASON_SEPARATOR, CsvFormatter
 from xenvmmu.cli import main
 
 from ..conftest import REPO
-from .test_format_base import BIG_HAP, PV, WEIRD, WEIRD_NAME, XM, sample_report
+from .test_format_base import (
+    BIG_HAP,
+    NARROWED,
+    PV,
+    UNBOUNDED,
+    WEIRD,
+    WEIRD_NAME,
+    XM,
+    advisory_report,
+    sample_report,
+)
 
 HOST_440 = str(REPO / "examples" / "hosts" / "xen-4.4.0-intel.txt")
 GUESTS = str(REPO / "examples" / "guests")
@@ -132,3 +142,42 @@ def test_csv_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     rows = _rows(out.read_text(encoding="utf-8"))
     assert {r["name"] for r in rows if r["verdict"] == "affected"} == {"analytics",
                                                                       "legacy-win2008"}
+
+
+# --- the advisories of the registry -----------------------------------------------------------
+
+
+def test_advisories_column_lists_the_reported_ones() -> None:
+    rows = _rows(CsvFormatter().render(advisory_report()))
+    assert [r["advisories"] for r in rows] == [
+        "XSA-97:affected XSA-344:affected XSA-410:affected XSA-495:unknown",
+        "XSA-344:not_affected XSA-410:affected",
+        "XSA-344:not_affected",
+        "",
+    ]
+    assert rows[0]["verdict"] == "affected" and rows[0]["cve"] == "CVE-2014-5146"  # XSA-97's
+    narrowed = _rows(CsvFormatter().render(advisory_report(("XSA-97", "XSA-495"))))
+    assert [r["advisories"] for r in narrowed] == ["XSA-97:affected XSA-495:unknown", "", "", ""]
+
+
+def test_narrowed_rows_are_the_worst_reported_advisory() -> None:
+    adv, uaf, quiet, xm = _rows(CsvFormatter().render(advisory_report(NARROWED)))
+    assert {k: adv[k] for k in (
+        "verdict", "severity", "worst_case_ms", "worst_case_ms_low", "xsa97_fixed", "cve",
+        "worst_operation", "worst_operation_ms", "residual", "first_mitigation",
+        "first_mitigation_text", "mitigations", "line", "decisive_key", "reasons",
+        "advisories")} == {
+        "verdict": "affected", "severity": "high",
+        "worst_case_ms": "", "worst_case_ms_low": "",  # unbounded: no figure
+        "xsa97_fixed": "", "cve": "",  # XSA-97's facts: not reported
+        "worst_operation": "evtchn_reset", "worst_operation_ms": "", "residual": "",
+        "first_mitigation": "", "first_mitigation_text": UNBOUNDED.mitigations[0],
+        "mitigations": "", "line": "9", "decisive_key": "max_event_channels",
+        "reasons": UNBOUNDED.reasons[0], "advisories": "XSA-344:affected",
+    }
+    assert (adv["name"], adv["paging"], adv["memory_mib"]) == ("adv", "hap", "65536")
+    assert (uaf["verdict"], uaf["worst_case_ms"], uaf["worst_case_ms_low"]) == (
+        "not_affected", "0.05", "0.01")
+    assert quiet["verdict"] == "not_affected" and quiet["worst_operation_ms"] == "0.511"
+    assert (xm["verdict"], xm["reasons"], xm["advisories"]) == (
+        "unknown", XM.reasons[0], "")

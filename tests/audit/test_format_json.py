@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from xenvmmu.advisories import registry
 from xenvmmu.audit.findings import (
     AuditReport,
     Finding,
@@ -21,7 +22,18 @@ from xenvmmu.audit.findings import (
 from xenvmmu.audit.format import JsonFormatter, write_atomic
 from xenvmmu.audit.format.jsonfmt import SCHEMA_ID, load_schema
 
-from .test_format_base import BIG_HAP, ERROR, PV, SHADOW, WEIRD, WEIRD_NAME, XM, sample_report
+from .test_format_base import (
+    BIG_HAP,
+    ERROR,
+    NARROWED,
+    PV,
+    SHADOW,
+    WEIRD,
+    WEIRD_NAME,
+    XM,
+    advisory_report,
+    sample_report,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +69,9 @@ def test_schema_rejects_drift(validator: jsonschema.Draft202012Validator) -> Non
 
 def test_top_level() -> None:
     doc = render(sample_report())
-    assert list(doc) == ["schema", "tool", "budget_ms", "host", "guests", "errors", "summary"]
+    assert list(doc) == ["schema", "tool", "budget_ms", "advisories_reported", "host", "guests",
+                         "errors", "summary"]
+    assert doc["advisories_reported"] == [a.id for a in registry()]  # every one: not narrowed
     assert doc["schema"] == SCHEMA_ID == "xenvmmu.audit/1"
     assert doc["tool"] == {"name": "xenvmmu", "version": "0.1.0"}
     assert doc["budget_ms"] == 30.0
@@ -73,6 +87,7 @@ def test_top_level() -> None:
     ]
     assert doc["summary"] == {
         "guests": 6, "affected": 2, "not_affected": 3, "unknown": 1, "errors": 1,
+        "advisories": {},  # the sample guests carry no advisory finding
     }
     assert [g["name"] for g in doc["guests"]] == [
         "big-hap", "shadow-db", "pv-web", None, WEIRD_NAME, "small",
@@ -201,3 +216,66 @@ def test_written_atomically(tmp_path: Path) -> None:
     write_atomic(out, JsonFormatter().render(sample_report()))
     assert json.loads(out.read_text(encoding="utf-8")) == render(sample_report())
     assert [p.name for p in tmp_path.iterdir()] == ["audit.json"]
+
+
+# --- the advisories of the registry -----------------------------------------------------------
+
+
+def test_advisory_entries_carry_every_field(validator: jsonschema.Draft202012Validator) -> None:
+    doc = render(advisory_report())
+    validator.validate(doc)
+    adv = doc["guests"][0]
+    assert [a["id"] for a in adv["advisories"]] == ["XSA-97", "XSA-344", "XSA-410", "XSA-495"]
+    assert adv["advisories"][1] == {
+        "id": "XSA-344", "cves": ["CVE-2020-25601"], "verdict": "affected",
+        "worst_case_ms": None, "worst_case_ms_low": None, "operations": ["evtchn_reset"],
+        "fixed": False, "reasons": ["every port is reset in one loop without a preemption point"],
+        "mitigations": ["Set max_event_channels = 1023 or less.",
+                        "Upgrade Xen to 4.13.2 or later (XSA-344 fixed)."],
+        "title": "Lack of preemption in evtchn_reset() / evtchn_destroy()",
+        "impact": "availability", "severity": "high", "unbounded": True,
+        "decisive": {"path": "guests/adv.cfg", "line": 9, "key": "max_event_channels"},
+        "url": "https://xenbits.xen.org/xsa/advisory-344.html",
+    }
+    integrity = doc["guests"][1]["advisories"][1]
+    assert (integrity["impact"], integrity["decisive"], integrity["unbounded"]) == (
+        "integrity", None, False)
+    assert doc["summary"]["advisories"] == {
+        "XSA-97": {"affected": 1, "not_affected": 0, "unknown": 0},
+        "XSA-344": {"affected": 1, "not_affected": 2, "unknown": 0},
+        "XSA-410": {"affected": 2, "not_affected": 0, "unknown": 0},
+        "XSA-495": {"affected": 0, "not_affected": 0, "unknown": 1},
+    }
+    bad = render(advisory_report())
+    bad["guests"][0]["advisories"][1]["impact"] = "confidentiality"
+    assert not validator.is_valid(bad)
+
+
+def test_narrowed_document(validator: jsonschema.Draft202012Validator) -> None:
+    doc = render(advisory_report(NARROWED))
+    validator.validate(doc)
+    assert doc["advisories_reported"] == ["XSA-344"]
+    assert doc["summary"] == {"guests": 4, "affected": 1, "not_affected": 2, "unknown": 1,
+                              "errors": 0,
+                              "advisories": {"XSA-344": {"affected": 1, "not_affected": 2,
+                                                         "unknown": 0}}}
+    adv = doc["guests"][0]
+    assert {k: adv[k] for k in ("line", "decisive", "xsa97_fixed", "cve", "worst_case_ms",
+                                "verdict", "severity", "mitigations", "operations")} == {
+        "line": 9,
+        "decisive": {"path": "guests/adv.cfg", "line": 9, "key": "max_event_channels"},
+        "xsa97_fixed": None, "cve": None, "worst_case_ms": None,  # unbounded
+        "verdict": "affected", "severity": "high", "mitigations": [],
+        "operations": [],  # logdirty_clean is XSA-97's, the teardown XSA-410's and XSA-495's
+    }
+    assert [a["id"] for a in adv["advisories"]] == ["XSA-344"]
+    xm = doc["guests"][3]
+    assert (xm["verdict"], xm["reasons"]) == ("unknown", list(XM.reasons))
+    # the teardown stays when its advisory is reported
+    teardown = render(advisory_report(("XSA-410",)))["guests"][0]["operations"]
+    assert [o["op"] for o in teardown] == ["teardown_relinquish"]
+
+
+def test_document_is_what_write_gives() -> None:
+    report = advisory_report(("XSA-344", "XSA-410"))
+    assert JsonFormatter().document(report) == render(report)

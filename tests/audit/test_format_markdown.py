@@ -10,7 +10,7 @@ from xenvmmu.audit.findings import AuditReport, AuditStream, Mitigation, OpStall
 from xenvmmu.audit.format import MarkdownFormatter, write_atomic
 from xenvmmu.audit.format.markdown import md, md_item
 
-from .test_format_base import BIG_HAP, SMALL, sample_report
+from .test_format_base import BIG_HAP, NARROWED, SMALL, advisory_report, sample_report
 
 
 def render() -> str:
@@ -172,3 +172,74 @@ def test_streamed_output_equals_render() -> None:
     out = io.StringIO()
     MarkdownFormatter().write(AuditStream.of(sample_report()), out)
     assert out.getvalue() == render()
+
+
+# --- the advisories of the registry -----------------------------------------------------------
+
+XSA = "https://xenbits.xen.org/xsa/advisory-"
+
+
+def test_fleet_table_per_advisory() -> None:
+    text = MarkdownFormatter().render(advisory_report())
+    assert section(text, "## Advisories") == (
+        "## Advisories\n"
+        "\n"
+        "| Advisory | CVEs | Title | Affected | Not affected | Unknown |\n"
+        "| --- | --- | --- | ---: | ---: | ---: |\n"
+        f"| [XSA-97]({XSA}97.html) | CVE-2014-5146, CVE-2014-5149 | Long latency virtual-mmu "
+        "operations are not preemptible | 1 | 0 | 0 |\n"
+        f"| [XSA-344]({XSA}344.html) | CVE-2020-25601 | Lack of preemption in "
+        "evtchn\\_reset() / evtchn\\_destroy() | 1 | 2 | 0 |\n"
+        f"| [XSA-410]({XSA}410.html) | CVE-2022-33746 | P2M pool freeing may take excessively "
+        "long | 2 | 0 | 0 |\n"
+        f"| [XSA-495]({XSA}495.html) | CVE-2026-42493 | Shadow paging operations may take "
+        "excessively long | 0 | 0 | 1 |\n"
+    )
+    assert "## Advisories" not in render()  # no guest met an advisory of the registry
+
+
+def test_a_table_of_its_advisories_per_guest() -> None:
+    text = MarkdownFormatter().render(advisory_report())
+    adv = section(text, "## adv: affected (high)")
+    assert adv.endswith(
+        "Advisories:\n"
+        "\n"
+        "| Advisory | CVEs | Impact | Verdict | Severity | Worst case | Fixed | "
+        "First mitigation |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        f"| [XSA-97]({XSA}97.html) | CVE-2014-5146, CVE-2014-5149 | availability | "
+        "**affected** | high | 600-1234 ms | no | Upgrade Xen to 4.4.1 or later. |\n"
+        f"| [XSA-344]({XSA}344.html) | CVE-2020-25601 | availability | **affected** | high | "
+        "unbounded | no | Set max\\_event\\_channels = 1023 or less. |\n"
+        f"| [XSA-410]({XSA}410.html) | CVE-2022-33746 | availability | **affected** | high | "
+        "40.0-380 ms | no | Upgrade Xen to 4.17.0 or later (XSA-410 fixed). |\n"
+        f"| [XSA-495]({XSA}495.html) | CVE-2026-42493 | availability | unknown | none | - | ? "
+        "| - |\n"
+        "\n"
+        f"- [XSA-495]({XSA}495.html): could not be assessed: shadow pool size unknown: "
+        "shadow\\_memory not given\n"
+    )
+    # not affected by XSA-97 but by a memory corruption: a guest to look at
+    uaf = section(text, "## uaf: not affected")
+    assert (f"| [XSA-410]({XSA}410.html) | CVE-2022-33746 | integrity | **affected** | high | "
+            "- | no | - |") in uaf
+    assert "## quiet" not in text  # within the budget everywhere
+
+
+def test_narrowed_report_names_its_advisories_only() -> None:
+    text = MarkdownFormatter(verbose=True).render(advisory_report(NARROWED))
+    assert text.startswith(
+        "# Xen advisory audit (XSA-344): 1 of 4 guests affected\n\n"
+        f"Narrowed to [XSA-344]({XSA}344.html). ")
+    assert text.endswith("4 guests: 1 affected, 2 not affected, 1 unknown; budget 30 ms\n")
+    assert "| adv | guests/adv.cfg | hvm | hap | 65536 | 520 | no | unbounded | **affected** | " \
+        "high |" in text
+    assert "| Pool MiB | Fixed | Worst case ms |" in text
+    assert section(text, "## adv: affected (high)").startswith(
+        "## adv: affected (high)\n\n- Decided by: guests/adv.cfg line 9 "
+        "(max\\_event\\_channels)\n"
+        f"- Worst advisory: [XSA-344]({XSA}344.html)\n")
+    # verbose: the reasons of every advisory, not only the unknown ones
+    assert (f"- [XSA-344]({XSA}344.html): resetting 1,023 ports takes 0.102-0.511 ms"
+            in section(text, "## quiet: not affected"))
+    assert "XSA-97" not in text and "CVE-2014" not in text and "XSA-410" not in text

@@ -15,7 +15,16 @@ from xenvmmu.audit.findings import AuditReport, SourceRef
 from xenvmmu.audit.format import PrometheusFormatter, write_atomic
 from xenvmmu.audit.format.prometheus import escape_label, format_value
 
-from .test_format_base import BIG_HAP, SMALL, WEIRD_NAME, XM, sample_report
+from .test_format_base import (
+    ADV,
+    BIG_HAP,
+    NARROWED,
+    SMALL,
+    WEIRD_NAME,
+    XM,
+    advisory_report,
+    sample_report,
+)
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _HELP = re.compile(rf"^# HELP ({_NAME}) (.*)$")
@@ -101,6 +110,9 @@ def test_families_are_gauges_with_help() -> None:
         "xenvmmu_guest_affected",
         "xenvmmu_guest_assessed",
         "xenvmmu_guest_worst_case_stall_seconds",
+        "xenvmmu_guest_advisory_affected",
+        "xenvmmu_guest_advisory_assessed",
+        "xenvmmu_guest_advisory_worst_case_stall_seconds",
     ]
     assert all(f.type == "gauge" and f.help for f in families.values())
 
@@ -214,13 +226,18 @@ PROMTOOL = shutil.which("promtool")
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool (Prometheus) is not installed")
-@pytest.mark.parametrize("case", ["sample", "empty", "duplicates", "infinite"])
+@pytest.mark.parametrize("case", ["sample", "advisories", "narrowed", "advisory-twins", "empty",
+                                  "duplicates", "infinite"])
 def test_promtool_check_metrics(case: str) -> None:
     """Prometheus's own checker (parser and lint) accepts the output, duplicate guest names
     and unnamed domains of one listing included."""
     twin = replace(XM, source=SourceRef("list.json"))
+    adv_twin = replace(ADV, source=SourceRef("list.json"), name=None)
     reports = {
         "sample": sample_report(),
+        "advisories": advisory_report(),
+        "narrowed": advisory_report(NARROWED),
+        "advisory-twins": AuditReport(findings=(adv_twin, adv_twin, ADV), advisories=NARROWED),
         "empty": AuditReport(findings=()),
         "duplicates": AuditReport(findings=(
             replace(SMALL, name="web"), replace(BIG_HAP, name="web"),
@@ -233,3 +250,79 @@ def test_promtool_check_metrics(case: str) -> None:
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not done.stdout.strip() and not done.stderr.strip()  # no lint problem either
+
+
+# --- the advisories of the registry -----------------------------------------------------------
+
+
+def test_an_advisory_label_per_advisory() -> None:
+    fam = parse(PrometheusFormatter().render(advisory_report()))
+    adv = guest("adv", "guests/adv.cfg", "hap")
+    uaf = guest("uaf", "guests/uaf.cfg", "hap")
+    quiet = guest("quiet", "guests/quiet.cfg", "")
+    avail = ("impact", "availability")
+    assert fam["xenvmmu_guest_advisory_affected"].samples == {
+        (*adv, ("advisory", "XSA-97"), avail): 1.0,  # XSA-97's entry too
+        (*adv, ("advisory", "XSA-344"), avail): 1.0,
+        (*adv, ("advisory", "XSA-410"), avail): 1.0,
+        (*adv, ("advisory", "XSA-495"), avail): 0.0,  # unknown
+        (*uaf, ("advisory", "XSA-344"), avail): 0.0,
+        (*uaf, ("advisory", "XSA-410"), ("impact", "integrity")): 1.0,
+        (*quiet, ("advisory", "XSA-344"), avail): 0.0,
+    }
+    assessed = fam["xenvmmu_guest_advisory_assessed"].samples
+    assert assessed[(*adv, ("advisory", "XSA-495"))] == 0.0
+    assert assessed[(*adv, ("advisory", "XSA-344"))] == 1.0 and len(assessed) == 7
+    # a figure only where the advisory has one: not the unbounded XSA-344, not the
+    # integrity finding, not the unknown
+    assert fam["xenvmmu_guest_advisory_worst_case_stall_seconds"].samples == {
+        (*adv, ("advisory", "XSA-97")): 1.2345,
+        (*adv, ("advisory", "XSA-410")): 0.38,
+        (*uaf, ("advisory", "XSA-344")): 0.05 / 1000,
+        (*quiet, ("advisory", "XSA-344")): 0.511 / 1000,
+    }
+    assert fam["xenvmmu_advisory_guests"].samples == {
+        (("advisory", a), ("verdict", v)): n
+        for a, counts in [("XSA-97", (1, 0, 0)), ("XSA-344", (1, 2, 0)),
+                          ("XSA-410", (2, 0, 0)), ("XSA-495", (0, 0, 1))]
+        for v, n in zip(("affected", "not_affected", "unknown"), counts, strict=True)
+    }
+    # the XSA-97 families are there: the run reports it
+    assert fam["xenvmmu_guest_affected"].samples[adv] == 1.0
+
+
+def test_narrowed_to_other_advisories_has_no_xsa97_series() -> None:
+    text = PrometheusFormatter().render(advisory_report(NARROWED))
+    fam = parse(text)
+    assert list(fam) == [
+        "xenvmmu_audit_budget_seconds",
+        "xenvmmu_guests",
+        "xenvmmu_advisory_guests",
+        "xenvmmu_input_errors",
+        "xenvmmu_guest_info",
+        "xenvmmu_guest_advisory_affected",
+        "xenvmmu_guest_advisory_assessed",
+        "xenvmmu_guest_advisory_worst_case_stall_seconds",
+    ]
+    assert "XSA-97" not in text and "CVE-2014" not in text
+    for family in fam.values():
+        for labels in family.samples:
+            assert dict(labels).get("advisory", "XSA-344") == "XSA-344"
+    # the guest-level verdict: the worst reported advisory's (xm: could not be assessed)
+    assert fam["xenvmmu_guests"].samples == {
+        (("verdict", "affected"),): 1.0,
+        (("verdict", "not_affected"),): 2.0,
+        (("verdict", "unknown"),): 1.0,
+    }
+    info = {dict(k)["guest"]: dict(k) for k in fam["xenvmmu_guest_info"].samples}
+    assert (info["adv"]["verdict"], info["adv"]["severity"], info["adv"]["cve"]) == (
+        "affected", "high", "")
+    assert info["xm-guest.cfg"]["verdict"] == "unknown"
+
+
+def test_advisory_series_stay_unique() -> None:
+    twin = replace(ADV, source=SourceRef("list.json"), name=None)
+    fam = parse(PrometheusFormatter().render(AuditReport(findings=(twin, twin, ADV))))
+    keys = list(fam["xenvmmu_guest_advisory_affected"].samples)
+    assert len(keys) == 3 * 4 and len(set(keys)) == len(keys)  # parse() refuses duplicates
+    assert {dict(k).get("occurrence", "") for k in keys} == {"", "2"}

@@ -10,11 +10,23 @@ from typing import Any
 import jsonschema
 import pytest
 
+from xenvmmu.advisories import registry
 from xenvmmu.audit.findings import AuditReport, OpStall, SourceRef
 from xenvmmu.audit.format import SarifFormatter, write_atomic
 from xenvmmu.audit.format.sarif import artifact_uri
 
-from .test_format_base import BIG_HAP, PV, SHADOW, SMALL, XM, sample_report
+from .test_format_base import (
+    ADV,
+    BIG_HAP,
+    PV,
+    SHADOW,
+    SMALL,
+    TEARDOWN_410,
+    UNBOUNDED,
+    XM,
+    advisory_report,
+    sample_report,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +38,18 @@ def validator(shared_dir: Path) -> jsonschema.protocols.Validator:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
+#: the advisories of the registry other than XSA-97, each with its own rule
+OTHERS = [a for a in registry() if a.id != "XSA-97"]
+
+
 def render(report: AuditReport) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(SarifFormatter().render(report))
     return data
+
+
+def rule_index(doc: dict[str, Any], rule_id: str) -> int:
+    ids = [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
+    return ids.index(rule_id)
 
 
 def test_validates(validator: jsonschema.protocols.Validator) -> None:
@@ -54,12 +75,12 @@ def test_run_and_rules() -> None:
         ("XSA-97-SHADOW", ["security", "XSA-97", "CVE-2014-5149"]),
         ("XSA-97-UNKNOWN", ["security", "XSA-97"]),
         ("HAP-TYPE-SWEEP-RESIDUAL", ["security", "XSA-97"]),
-        ("XSA-410-TEARDOWN", ["security", "XSA-410", "CVE-2022-33746"]),
         ("RELATED-OPERATION", ["security", "XSA-97"]),
-    ]
+    ] + [(a.id, ["security", a.id, *a.cves, a.impact]) for a in OTHERS]  # then a rule each
     assert driver["informationUri"].startswith("https://")
     assert driver["rules"][0]["helpUri"] == "https://xenbits.xen.org/xsa/advisory-97.html"
-    assert driver["rules"][4]["helpUri"] == "https://xenbits.xen.org/xsa/advisory-410.html"
+    assert driver["rules"][rule_index(doc, "XSA-410")]["helpUri"] == (
+        "https://xenbits.xen.org/xsa/advisory-410.html")
     for rule in driver["rules"]:  # a rule per kind of finding, each with its help text
         assert rule["help"]["text"].startswith(rule["fullDescription"]["text"])
         assert rule["shortDescription"]["text"] and rule["name"]
@@ -68,7 +89,8 @@ def test_run_and_rules() -> None:
 
 
 def test_one_result_per_affected_or_unknown_guest() -> None:
-    results = render(sample_report())["runs"][0]["results"]
+    doc = render(sample_report())
+    results = doc["runs"][0]["results"]
     summary = [
         (
             r["ruleId"],
@@ -82,8 +104,10 @@ def test_one_result_per_affected_or_unknown_guest() -> None:
     ]
     assert summary == [
         ("XSA-97-HAP", 0, "fail", "error", "guests/big-hap.cfg", {"startLine": 4}),
-        # big-hap's teardown: 40 ms, not preempted, over the budget: a related finding
-        ("XSA-410-TEARDOWN", 4, "fail", "warning", "guests/big-hap.cfg", {"startLine": 4}),
+        # big-hap's teardown: 40 ms, not preempted, over the budget: a related finding, under
+        # the rule of XSA-410 (which covers teardown) since big-hap has no XSA-410 finding
+        ("XSA-410", rule_index(doc, "XSA-410"), "fail", "warning", "guests/big-hap.cfg",
+         {"startLine": 4}),
         ("XSA-97-SHADOW", 1, "fail", "warning", "guests/shadow-db.cfg", {"startLine": 7}),
         # §3.27.10: kind other than "fail" => level "none"
         ("XSA-97-UNKNOWN", 2, "review", "none", "legacy/xm-guest.cfg", {"startLine": 3}),
@@ -289,6 +313,125 @@ def test_related_finding_of_a_guest_that_is_not_affected(
     check_sarif_rules(doc)
     results = doc["runs"][0]["results"]
     assert [(r["ruleId"], r["level"], r["properties"]["severity"]) for r in results] == [
-        ("XSA-410-TEARDOWN", "error", "critical"),  # longest first
+        ("XSA-410", "error", "critical"),  # longest first; XSA-410's rule covers teardown
         ("RELATED-OPERATION", "warning", "medium"),
     ]
+
+
+# --- the advisories of the registry -----------------------------------------------------------
+
+
+def test_a_rule_per_registry_advisory(validator: jsonschema.protocols.Validator) -> None:
+    doc = render(sample_report())
+    validator.validate(doc)
+    rules = {r["id"]: r for r in doc["runs"][0]["tool"]["driver"]["rules"]}
+    assert len(rules) == len(doc["runs"][0]["tool"]["driver"]["rules"])  # ids unique
+    for a in OTHERS:
+        rule = rules[a.id]
+        assert rule["helpUri"] == f"https://xenbits.xen.org/xsa/advisory-{a.id[4:]}.html"
+        assert rule["properties"]["tags"] == ["security", a.id, *a.cves, a.impact]
+        assert a.title in rule["shortDescription"]["text"]
+        assert rule["fullDescription"]["text"].startswith(f"{a.id} (")
+        assert rule["name"].isalnum() and rule["name"][0].isupper()
+    assert "XSA-410-TEARDOWN" not in rules  # the teardown is the XSA-410 rule's now
+
+
+def _results(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return [(r["properties"]["guest"], r["ruleId"], r["kind"], r["level"])
+            for r in doc["runs"][0]["results"]]
+
+
+def test_a_result_per_affected_or_unknown_advisory(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    doc = render(advisory_report())
+    validator.validate(doc)
+    check_sarif_rules(doc)
+    assert _results(doc) == [
+        ("adv", "XSA-97-HAP", "fail", "error"),
+        ("adv", "XSA-344", "fail", "error"),  # unbounded: high
+        ("adv", "XSA-410", "fail", "error"),  # its teardown is this result, not a second one
+        ("adv", "XSA-495", "review", "none"),  # unknown: §3.27.10
+        ("uaf", "XSA-410", "fail", "error"),  # integrity, no figure
+        (None, "XSA-97-UNKNOWN", "review", "none"),
+    ]  # quiet: within the budget, no result; uaf's XSA-344 is fixed
+    _, unbounded, teardown, unknown, uaf, _ = doc["runs"][0]["results"]
+    assert unbounded["locations"][0]["physicalLocation"] == {  # the advisory's own setting
+        "artifactLocation": {"uri": "guests/adv.cfg"}, "region": {"startLine": 9}}
+    assert teardown["locations"][0]["physicalLocation"]["region"] == {"startLine": 4}
+    assert unbounded["properties"] == {
+        "guest": "adv", "advisory": "XSA-344", "cves": ["CVE-2020-25601"],
+        "verdict": "affected", "severity": "high", "impact": "availability",
+        "worstCaseMs": None, "worstCaseMsLow": None, "unbounded": True,
+        "figure": "unbounded", "fixed": False, "budgetMs": 30.0,
+        "operations": ["evtchn_reset"], "mitigations": list(UNBOUNDED.mitigations),
+        "reasons": list(UNBOUNDED.reasons), "xenVersion": "4.4.0",
+        "tags": ["security", "XSA-344", "CVE-2020-25601", "availability"],
+    }
+    assert "no bound once triggered" in unbounded["message"]["text"]
+    assert "Fix: Set max_event_channels = 1023 or less." in unbounded["message"]["text"]
+    assert (teardown["properties"]["worstCaseMs"], teardown["properties"]["worstCaseMsLow"]) == (
+        380.0, 40.0)
+    assert unknown["message"]["text"].endswith(
+        "could not be assessed: shadow pool size unknown: shadow_memory not given.")
+    assert uaf["properties"]["impact"] == "integrity" and "integrity" in uaf["properties"]["tags"]
+    assert "memory corruption" in uaf["message"]["text"]
+    assert {r["ruleIndex"] for r in doc["runs"][0]["results"]} <= set(
+        range(len(doc["runs"][0]["tool"]["driver"]["rules"])))
+
+
+def test_narrowed_to_other_advisories_has_no_xsa97(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    doc = render(advisory_report(("XSA-344", "XSA-495")))
+    validator.validate(doc)
+    check_sarif_rules(doc)
+    (run,) = doc["runs"]
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == ["XSA-344", "XSA-495"]
+    assert run["properties"]["advisories"] == ["XSA-344", "XSA-495"]
+    assert _results(doc) == [
+        ("adv", "XSA-344", "fail", "error"),
+        ("adv", "XSA-495", "review", "none"),
+        # the xm guest could not be assessed at all: unknown for each reported advisory
+        (None, "XSA-344", "review", "none"),
+        (None, "XSA-495", "review", "none"),
+    ]
+    xm = run["results"][2]
+    assert "could not be assessed: xm configuration written in Python" in xm["message"]["text"]
+    assert "XSA-97" not in json.dumps(doc)
+
+
+def test_related_operations_follow_the_reported_advisories(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    resize = OpStall("set_allocation", ("toolstack",), False, 50.0, related=True)
+    guest = replace(BIG_HAP, ops=(*BIG_HAP.ops, resize))  # a teardown (XSA-410) and a resize
+
+    def ids(advisories: tuple[str, ...]) -> list[str]:
+        doc = render(AuditReport(findings=(guest,), advisories=advisories))
+        validator.validate(doc)
+        check_sarif_rules(doc)
+        return [r["ruleId"] for r in doc["runs"][0]["results"]]
+
+    assert ids(()) == ["XSA-97-HAP", "RELATED-OPERATION", "XSA-410"]  # longest first
+    assert ids(("XSA-97",)) == ["XSA-97-HAP", "RELATED-OPERATION"]  # XSA-410 is left out
+    assert ids(("XSA-410",)) == ["XSA-410"]  # the resize is XSA-97's class alone
+    assert ids(("XSA-344",)) == []
+    # the guest's own XSA-410 finding is the one result for its teardown
+    covered = replace(guest, advisories=(TEARDOWN_410,))
+    doc = render(AuditReport(findings=(covered,)))
+    assert [r["ruleId"] for r in doc["runs"][0]["results"]] == [
+        "XSA-97-HAP", "XSA-410", "RELATED-OPERATION"]
+    assert "operation" not in doc["runs"][0]["results"][1]["properties"]
+
+
+def test_advisory_fingerprints_unique_and_stable(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    twin = replace(ADV, source=SourceRef("list.json"), name=None)
+    doc = render(AuditReport(findings=(twin, twin, ADV)))
+    validator.validate(doc)
+    check_sarif_rules(doc)  # unique fingerprints, the twins' included
+    alone = render(AuditReport(findings=(ADV,)))["runs"][0]["results"]
+    assert [r["partialFingerprints"] for r in alone] == [
+        r["partialFingerprints"] for r in doc["runs"][0]["results"][-len(alone):]]

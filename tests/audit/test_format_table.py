@@ -12,7 +12,7 @@ from xenvmmu.audit.format import TableFormatter, write_atomic
 from xenvmmu.audit.format.base import shortest_unique_suffixes
 from xenvmmu.audit.format.table import LEGEND
 
-from .test_format_base import BIG_HAP, PV, SMALL, sample_report
+from .test_format_base import BIG_HAP, NARROWED, PV, SMALL, advisory_report, sample_report
 
 EXPECTED = """\
 GUEST                 SOURCE         TYPE  PAGING  MEM MiB  POOL MiB  FIXED  WORST ms  VERDICT       SEVERITY
@@ -225,3 +225,81 @@ def test_streamed_output_equals_render() -> None:
     out = io.StringIO()
     TableFormatter(verbose=True).write(AuditStream.of(sample_report()), out)
     assert out.getvalue() == TableFormatter(verbose=True).render(sample_report())
+
+
+# --- the advisories of the registry -----------------------------------------------------------
+
+
+def test_advisories_grouped_under_the_guest() -> None:
+    text = TableFormatter().render(advisory_report())
+    details = text.split("\n\n")[2]
+    assert details == (
+        "adv: affected, high, CVE-2014-5146 (guests/adv.cfg:4, memory)\n"
+        "  - HAP guest on Xen 4.4.0, which predates the xsa97-hap fix\n"
+        "  - a log-dirty CLEAN of 64 GiB is one non-preemptible walk of 1234.5 ms\n"
+        "  fix 1: Upgrade Xen to 4.4.1 or later. [upgrade]\n"
+        "  fix 2: Give the guest at most 1536 MiB. [shrink]\n"
+        # unbounded: no figure; its teardown is XSA-410's line, no "related:" line besides
+        "  XSA-344: affected, high, unbounded (CVE-2020-25601; not fixed in this release); Set "
+        "max_event_channels = 1023 or less. Upgrade Xen to 4.13.2 or later (XSA-344 fixed).\n"
+        "  XSA-410: affected, high, 40.0-380 ms (CVE-2022-33746; not fixed in this release); "
+        "Upgrade Xen to 4.17.0 or later (XSA-410 fixed).\n"
+        "  XSA-495: unknown (CVE-2026-42493): shadow pool size unknown: shadow_memory not given\n"
+        # not affected by XSA-97, affected by a memory corruption: listed, impact named
+        "uaf: not affected (guests/uaf.cfg)\n"
+        "  XSA-410: affected, high, integrity impact (CVE-2022-33746; not fixed in this release)\n"
+        "xm-guest.cfg: unknown (legacy/xm-guest.cfg:3)\n"
+        "  - xm configuration written in Python (line 3); not executed\n"
+        "  fix 1: Rewrite the configuration in xl.cfg syntax. [convert]"
+    )
+    assert text.endswith(
+        "\n\nXSA-97:      1 affected, 0 not affected, 0 unknown\n"
+        "XSA-344:     1 affected, 2 not affected, 0 unknown\n"
+        "XSA-410:     2 affected, 0 not affected, 0 unknown\n"
+        "XSA-495:     0 affected, 0 not affected, 1 unknown\n"
+        "4 guests: 1 affected, 2 not affected, 1 unknown; budget 30 ms\n"
+    )
+    assert "related:" not in text
+
+
+def test_narrowed_table_shows_the_worst_reported_advisory() -> None:
+    text = TableFormatter().render(advisory_report(NARROWED))
+    assert text.splitlines()[:5] == [
+        "GUEST         SOURCE        TYPE  PAGING  MEM MiB  POOL MiB  FIXED     WORST ms  "
+        "VERDICT       SEVERITY",
+        "adv           adv.cfg       hvm   hap       65536       520  no       unbounded  "
+        "affected      high",
+        "uaf           uaf.cfg       hvm   hap         512         5  yes    0.010-0.050  "
+        "not affected  none",
+        "quiet         quiet.cfg     pv    -          2048         ?  no     0.102-0.511  "
+        "not affected  none",
+        "xm-guest.cfg  xm-guest.cfg  ?     -             ?         ?  ?                ?  "
+        "unknown       none",
+    ]
+    assert "adv: affected, high, XSA-344 (guests/adv.cfg:9, max_event_channels)\n" in text
+    assert "(XSA-344); FIXED: whether this release has its fix" in text
+    assert text.endswith("XSA-344:     1 affected, 2 not affected, 0 unknown\n"
+                         "4 guests: 1 affected, 2 not affected, 1 unknown; budget 30 ms\n")
+    for absent in ("XSA-97", "CVE-2014", "xsa97", "fix 1", "XSA-410", "XSA-495"):
+        assert absent not in text, absent
+
+
+def test_verbose_lists_every_advisory_with_its_reasons() -> None:
+    text = TableFormatter(verbose=True).render(advisory_report())
+    assert ("quiet: not affected (guests/quiet.cfg)\n"
+            "  - PV guests have no HAP or shadow paging\n"
+            "  XSA-344: not affected, 0.102-0.511 ms (CVE-2020-25601; not fixed in this "
+            "release)\n"
+            "    - resetting 1,023 ports takes 0.102-0.511 ms\n") in text
+
+
+def test_summary_has_a_line_per_reported_advisory() -> None:
+    text = TableFormatter(summary_only=True).render(advisory_report(("XSA-344", "XSA-495")))
+    assert ("Related:     0 guests with a related finding (an operation outside the verdict "
+            "that reaches the budget; listed without --summary)\n"
+            "XSA-344:     1 affected, 2 not affected, 0 unknown\n"
+            "XSA-495:     0 affected, 0 not affected, 1 unknown\n"
+            "Input errors: 0\n") in text
+    assert text.startswith("Verdicts:    1 affected, 2 not affected, 1 unknown\n")
+    worst = text.split("worst guests:\n")[1].splitlines()
+    assert worst[1].split()[:4] == ["adv", "adv.cfg", "hap", "unbounded"]  # unbounded first

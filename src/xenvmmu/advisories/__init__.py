@@ -63,6 +63,8 @@ class Advisory:
     present_why: str = ""
     #: the operation has no bound once triggered (no figure can be given)
     unbounded: bool = False
+    #: the guest's settings that decide it, in order (its location in SARIF): "maxmem"...
+    decided_by: tuple[str, ...] = ()
 
     def fixed_in(self, version: XenVersion) -> bool | None:
         """Whether ``version`` (a release, not a development build) has the fix; None when
@@ -138,7 +140,7 @@ def _load(name: str, text: str) -> Advisory:
         mitigations=_strings(data, "mitigations", name), sources=_strings(data, "sources", name),
         impact=impact, assess=str(data.get("assess", "paging_ops")),
         requires=_strings(data, "requires", name), present_why=str(data.get("present_why", "")),
-        unbounded=data.get("unbounded") is True,
+        unbounded=data.get("unbounded") is True, decided_by=_strings(data, "decided_by", name),
     )
 
 

@@ -95,6 +95,23 @@ def _at(guest: GuestSpec, key: str, line: int | None) -> SourceRef:
     return SourceRef(clean_text(guest.source), line, key if line is not None else None)
 
 
+#: The guest's settings an advisory may be decided by (registry ``decided_by``), and where
+#: GuestSpec keeps their lines.
+_SETTING_LINES = {"hap": "hap_line", "shadow_memory": "shadow_memory_line",
+                  "maxmem": "maxmem_line", "memory": "memory_line",
+                  "max_event_channels": "max_event_channels_line",
+                  "max_maptrack_frames": "max_maptrack_frames_line", "pci": "pci_line"}
+
+
+def setting_ref(guest: GuestSpec, keys: tuple[str, ...]) -> SourceRef | None:
+    """The first of ``keys`` the guest's config sets, as a location (None if none is set)."""
+    for key in keys:
+        line = getattr(guest, _SETTING_LINES[key], None) if key in _SETTING_LINES else None
+        if line is not None:
+            return _at(guest, key, line)
+    return None
+
+
 def _ms(ns: float) -> float:
     return round(ns / 1e6, 3)
 

@@ -21,7 +21,15 @@ from ..model.spec import DomainSpec
 from ..severity import WATCHDOG_TIMEOUT_S, severity_for, watchdog_panic_ms
 from ..toolstack import GuestSpec, HostSpec, effective_paging, paging_pool
 from ..versions import Paging, Profile, Unknown
-from .family import ASSESSMENTS, GuestContext, advisory_finding, fixed_by, p2m_pool_pages, upgrade
+from .family import (
+    ASSESSMENTS,
+    GuestContext,
+    advisory_finding,
+    fixed_by,
+    p2m_pool_pages,
+    setting_ref,
+    upgrade,
+)
 from .findings import (
     AdvisoryFinding,
     Finding,
@@ -139,7 +147,9 @@ def advisory_findings(
         out.append(advisory_finding(
             adv, verdict, settings, host, worst=worst, low=low,
             operations=tuple(o.op for o in mine), fixed=fixed, reasons=reasons,
-            mitigations=fixes if verdict == "affected" else (), decisive=decisive,
+            mitigations=fixes if verdict == "affected" else (),
+            decisive=(decisive if adv.id == "XSA-97" or not adv.decided_by
+                      else setting_ref(guest, adv.decided_by) or decisive),
         ))
     return tuple(out)
 

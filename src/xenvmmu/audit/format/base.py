@@ -13,6 +13,17 @@ All formats are built from the same audit, so every format carries the same fact
 that several formats need (counts, a guest's display name, the decisive location, number
 formatting, the atomic file write) live here and nowhere else.
 
+Advisories. A finding's own fields are XSA-97's verdict; ``Finding.advisories`` has one entry
+per registry advisory that concerns the guest. ``--advisory`` narrows a run
+(``audit.advisories``), and every format goes through the same helpers so that nothing of an
+advisory the run leaves out is written: :func:`reports`, :func:`guest_advisories` (the
+reported entries), :func:`reported_related` (a related operation belongs to the advisory
+whose operations include it, and is not repeated when the guest has that advisory's finding),
+:func:`reported_ops`, :func:`advisory_counts`. :func:`headline` is what a format shows in its
+guest-level columns: XSA-97's verdict when the run reports it, else the guest's worst reported
+advisory (:func:`worst_advisory`: affected, then unknown, then not affected; then severity;
+then the longest section, an unbounded one first); :class:`Headlines` counts them.
+
 The registry :data:`FORMATS` maps a ``--format`` value to its class, in the order the CLI
 should list them; :func:`get_formatter` builds one. Every format is filled in by importing
 :mod:`xenvmmu.audit.format`, which importing this module always does first.
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import heapq
 import io
 import json
@@ -38,10 +50,13 @@ from pathlib import Path
 from typing import IO, ClassVar, TextIO, TypeVar
 
 from xenvmmu import __version__
+from xenvmmu.advisories import registry
 from xenvmmu.audit.findings import (
+    AdvisoryFinding,
     AuditReport,
     AuditStream,
     Finding,
+    Impact,
     Mitigation,
     OpStall,
     Severity,
@@ -168,27 +183,31 @@ class Summary:
         }
 
 
-def summarize(report: AuditReport | AuditStream) -> Summary:
-    """Count the verdicts and input errors of ``report`` (of a stream: once it has been
-    read)."""
-    if isinstance(report, AuditStream):
-        c = report.counts
-        return Summary(guests=report.guests, affected=c["affected"],
-                       not_affected=c["not_affected"], unknown=c["unknown"],
-                       errors=len(report.errors))
-    verdicts = [f.verdict for f in report.findings]
-    return Summary(
-        guests=len(verdicts),
-        affected=verdicts.count("affected"),
-        not_affected=verdicts.count("not_affected"),
-        unknown=verdicts.count("unknown"),
-        errors=len(report.errors),
-    )
+def summarize(report: AuditReport | AuditStream,
+              counts: Mapping[Verdict, int] | None = None) -> Summary:
+    """Count the guest-level verdicts (:func:`headline`) and input errors of ``report`` (of
+    a stream: once it has been read). ``counts``: the verdicts a format counted with
+    :class:`Headlines` as the guests went by; a stream needs them when the run does not
+    report XSA-97 (its own ``counts`` are XSA-97's), a finished report never does."""
+    errors = len(report.errors)
+    if counts is None and isinstance(report, AuditStream):
+        counts = report.counts
+    elif counts is None:
+        assert isinstance(report, AuditReport)
+        heads = Headlines(report)
+        for f in report.findings:
+            heads(f)
+        counts = heads.counts
+    return Summary(guests=sum(counts.values()), affected=counts["affected"],
+                   not_affected=counts["not_affected"], unknown=counts["unknown"],
+                   errors=errors)
 
 
-def summary_line(report: AuditReport | AuditStream) -> str:
-    """``4 guests: 2 affected, 1 not affected, 1 unknown; budget 30 ms``."""
-    s = summarize(report)
+def summary_line(report: AuditReport | AuditStream,
+                 counts: Mapping[Verdict, int] | None = None) -> str:
+    """``4 guests: 2 affected, 1 not affected, 1 unknown; budget 30 ms`` (``counts``: as for
+    :func:`summarize`)."""
+    s = summarize(report, counts)
     guests = "guest" if s.guests == 1 else "guests"
     return (
         f"{s.guests} {guests}: {s.affected} affected, {s.not_affected} not affected, "
@@ -218,17 +237,19 @@ def decisive_ref(finding: Finding) -> SourceRef:
     return finding.decisive if finding.decisive is not None else finding.source
 
 
-def decisive_line(finding: Finding) -> int | None:
-    """The line *in the guest's own file* that decides: the decisive line when the decisive
-    setting is in that file, else the guest's own line (``None`` when there is none)."""
-    d = finding.decisive
+def decisive_line(finding: Finding, decisive: SourceRef | None = None) -> int | None:
+    """The line *in the guest's own file* that decides: the decisive line (``decisive``, by
+    default the finding's) when that setting is in that file, else the guest's own line
+    (``None`` when there is none)."""
+    d = finding.decisive if decisive is None else decisive
     if d is not None and d.path == finding.source.path and d.line is not None:
         return d.line
     return finding.source.line
 
 
-def guest_facts(f: Finding) -> dict[str, str | int | float | bool | None]:
-    """The guest's facts as the machine formats name them (JSON and CSV), in their order."""
+def guest_facts(f: Finding, xsa97: bool = True) -> dict[str, str | int | float | bool | None]:
+    """The guest's facts as the machine formats name them (JSON and CSV), in their order;
+    XSA-97's (``xsa97_fixed``, ``cve``) are unknown unless the run reports ``xsa97``."""
     return {
         "name": f.name,
         "type": f.guest_type,
@@ -238,8 +259,8 @@ def guest_facts(f: Finding) -> dict[str, str | int | float | bool | None]:
         "vcpus": f.vcpus,
         "pool_kib": f.pool_kib,
         "xen_version": f.xen_version,
-        "xsa97_fixed": f.xsa97_fixed,
-        "cve": f.cve,
+        "xsa97_fixed": f.xsa97_fixed if xsa97 else None,
+        "cve": f.cve if xsa97 else None,
     }
 
 
@@ -253,11 +274,6 @@ def finding_cve(finding: Finding) -> str | None:
     if finding.cve:
         return finding.cve
     return {"hap": CVE_HAP, "shadow": CVE_SHADOW}.get(finding.paging or "")
-
-
-def needs_attention(finding: Finding) -> bool:
-    """Affected or could not be assessed: the guests a person has to look at."""
-    return finding.verdict != "not_affected"
 
 
 def related_findings(finding: Finding, budget_ms: float) -> tuple[OpStall, ...]:
@@ -290,6 +306,270 @@ def related_text(op: OpStall, severity: str | None = None) -> str:
     return f"{text} [{op.reference}]" if op.reference else text
 
 
+# --- the advisories a run reports (``--advisory``) -----------------------------------------
+
+
+def reports(audit: AuditReport | AuditStream, advisory_id: str) -> bool:
+    """Whether the run reports ``advisory_id`` (``--advisory`` narrows every format)."""
+    return not audit.advisories or advisory_id in audit.advisories
+
+
+def reported_ids(audit: AuditReport | AuditStream) -> tuple[str, ...]:
+    """The advisories the run reports: those it was narrowed to, else the whole registry."""
+    return audit.advisories or tuple(a.id for a in registry())
+
+
+def advisory_url(advisory_id: str) -> str:
+    """An advisory's page on xenbits (``AdvisoryFinding.url`` for an id)."""
+    return f"https://xenbits.xen.org/xsa/advisory-{advisory_id.split('-', 1)[-1]}.html"
+
+
+def advisory_facts(advisory_id: str) -> tuple[str, tuple[str, ...], Impact]:
+    """An advisory's title, CVEs and impact from the registry (``""``, ``()`` and
+    availability for an id it does not have)."""
+    for a in registry():
+        if a.id == advisory_id:
+            return a.title, a.cves, "integrity" if a.impact == "integrity" else "availability"
+    return "", (), "availability"
+
+
+def guest_advisories(f: Finding, audit: AuditReport | AuditStream, *,
+                     xsa97: bool = False) -> tuple[AdvisoryFinding, ...]:
+    """The guest's advisory findings that the run reports, one per advisory (the first),
+    in the registry's order; XSA-97's entry only with ``xsa97`` (the formats that write
+    XSA-97 from the guest's own fields leave it out)."""
+    out: list[AdvisoryFinding] = []
+    for a in f.advisories:
+        if (a.id != ADVISORY or xsa97) and reports(audit, a.id) \
+                and all(a.id != b.id for b in out):
+            out.append(a)
+    return tuple(out)
+
+
+def needs_look(a: AdvisoryFinding) -> bool:
+    """An advisory finding a person has to look at: affected, or could not be assessed."""
+    return a.verdict != "not_affected"
+
+
+@functools.cache
+def _owners() -> dict[str, tuple[str, ...]]:
+    """Each operation's advisories in the registry (an operation may be several's)."""
+    owners: dict[str, tuple[str, ...]] = {}
+    for a in registry():
+        for op in a.operations:
+            owners[op] = (*owners.get(op, ()), a.id)
+    return owners
+
+
+def op_advisories(op: str) -> tuple[str, ...]:
+    """The registry advisories whose operations include ``op`` (none: an operation of
+    XSA-97's class that no advisory of the registry covers, such as a pool resize)."""
+    return _owners().get(op, ())
+
+
+def op_reported(op: str, audit: AuditReport | AuditStream) -> bool:
+    """Whether the run reports an operation: one of its advisories is reported, or, for an
+    operation no advisory covers, XSA-97 (whose audit lists it)."""
+    owners = op_advisories(op)
+    return any(reports(audit, a) for a in owners) if owners else reports(audit, ADVISORY)
+
+
+def reported_related(f: Finding, audit: AuditReport | AuditStream
+                     ) -> tuple[tuple[OpStall, str | None], ...]:
+    """The guest's related findings (:func:`related_findings`) that the run reports and that
+    no reported advisory finding of the guest already covers, each with the reported
+    advisory it belongs to (``None``: no advisory of the registry covers it), longest
+    first. A teardown that XSA-410 covers is XSA-410's result when the guest has an XSA-410
+    finding, listed here only when it has none, and never when the run leaves XSA-410 out."""
+    found: list[tuple[OpStall, str | None]] = []
+    have = {a.id for a in f.advisories}
+    for op in related_findings(f, audit.budget_ms):
+        owners = [a for a in op_advisories(op.op) if reports(audit, a)]
+        if any(a in have for a in owners) or not op_reported(op.op, audit):
+            continue
+        found.append((op, owners[0] if owners else None))
+    return tuple(found)
+
+
+def reported_ops(ops: tuple[OpStall, ...], audit: AuditReport | AuditStream
+                 ) -> tuple[OpStall, ...]:
+    """``ops`` without those of advisories the run does not report (:func:`op_reported`)."""
+    if not audit.advisories:
+        return ops
+    return tuple(o for o in ops if op_reported(o.op, audit))
+
+
+_VERDICT_RANK: dict[str, int] = {"affected": 2, "unknown": 1, "not_affected": 0}
+_SEVERITY_RANK: dict[str, int] = {s: len(SEVERITIES) - i for i, s in enumerate(SEVERITIES)}
+
+
+def _weight(a: AdvisoryFinding) -> tuple[int, int, float]:
+    ms = a.worst_case_ms
+    figure = math.inf if a.unbounded else (ms if ms is not None and not math.isnan(ms)
+                                           else -1.0)
+    return _VERDICT_RANK[a.verdict], _SEVERITY_RANK.get(a.severity, 0), figure
+
+
+def worst_advisory(findings: Iterable[AdvisoryFinding]) -> AdvisoryFinding | None:
+    """The worst of ``findings``: affected before unknown before not affected, then by
+    severity, then by the longest section (an unbounded one first); the first of equals."""
+    worst: AdvisoryFinding | None = None
+    for a in findings:
+        if worst is None or _weight(a) > _weight(worst):
+            worst = a
+    return worst
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A guest's verdict for a format's guest-level columns (:func:`headline`)."""
+
+    #: "XSA-97" when the run reports it (the guest's own fields), else the id of the guest's
+    #: worst reported advisory; None when no reported advisory concerns the guest
+    advisory: str | None
+    verdict: Verdict
+    severity: Severity
+    worst_case_ms: float | None
+    worst_case_ms_low: float | None
+    fixed: bool | None
+    reasons: tuple[str, ...]
+    decisive: SourceRef  # the setting that decides, else where the guest was read from
+    unbounded: bool = False
+    #: the advisory finding it comes from (None: XSA-97's own fields, or no advisory)
+    finding: AdvisoryFinding | None = None
+
+    @property
+    def xsa97(self) -> bool:
+        """The guest's own (XSA-97) fields: its verdict, CVE, mitigations, operations."""
+        return self.advisory == ADVISORY and self.finding is None
+
+
+def headline(f: Finding, audit: AuditReport | AuditStream) -> Headline:
+    """The guest's verdict as a format's guest-level columns show it: XSA-97's (the
+    finding's own fields) when the run reports XSA-97; otherwise its worst reported advisory
+    (:func:`worst_advisory`); a guest no reported advisory concerns is ``unknown`` when it
+    could not be assessed (its reasons name what is missing), else ``not_affected``."""
+    if reports(audit, ADVISORY):
+        return Headline(ADVISORY, f.verdict, f.severity, f.worst_case_ms, f.worst_case_ms_low,
+                        f.xsa97_fixed, f.reasons, decisive_ref(f))
+    a = worst_advisory(guest_advisories(f, audit))
+    if a is None:
+        unknown = f.verdict == "unknown"
+        return Headline(None, "unknown" if unknown else "not_affected", "none", None, None,
+                        None, f.reasons if unknown else (), decisive_ref(f))
+    return Headline(a.id, a.verdict, a.severity, a.worst_case_ms, a.worst_case_ms_low,
+                    a.fixed, a.reasons, a.decisive or decisive_ref(f), a.unbounded, a)
+
+
+class Headlines:
+    """:func:`headline` of each finding in turn, counted by verdict (``counts``, for
+    :func:`summarize` of a stream)."""
+
+    def __init__(self, audit: AuditReport | AuditStream) -> None:
+        self.audit = audit
+        self.counts: dict[Verdict, int] = dict.fromkeys(VERDICTS, 0)
+
+    def __call__(self, f: Finding) -> Headline:
+        head = headline(f, self.audit)
+        self.counts[head.verdict] += 1
+        return head
+
+
+def stated_advisories(f: Finding, audit: AuditReport | AuditStream
+                      ) -> tuple[AdvisoryFinding, ...]:
+    """What the formats that state each advisory (SARIF, OpenVEX) state of the guest besides
+    XSA-97: its reported advisory findings (:func:`guest_advisories`), and, in a run that
+    does not report XSA-97, for a guest that could not be assessed at all (no reported
+    advisory has a finding for it), an ``unknown`` finding of each reported advisory with
+    the guest's reasons (what is missing): it stays unknown rather than going unmentioned."""
+    found = guest_advisories(f, audit)
+    if found or reports(audit, ADVISORY) or f.verdict != "unknown":
+        return found
+    unknown: list[AdvisoryFinding] = []
+    for advisory_id in reported_ids(audit):
+        title, cves, impact = advisory_facts(advisory_id)
+        unknown.append(AdvisoryFinding(
+            id=advisory_id, cves=cves, verdict="unknown", worst_case_ms=None,
+            worst_case_ms_low=None, operations=(), fixed=None,
+            reasons=f.reasons or ("the guest could not be assessed",), title=title,
+            impact=impact))
+    return tuple(unknown)
+
+
+def looks_needed(f: Finding, head: Headline, audit: AuditReport | AuditStream) -> bool:
+    """A guest a person has to look at: its headline is affected or unknown, or one of its
+    reported advisories is."""
+    return head.verdict != "not_affected" or any(
+        needs_look(a) for a in guest_advisories(f, audit, xsa97=True))
+
+
+def advisory_counts(audit: AuditReport | AuditStream
+                    ) -> list[tuple[str, dict[Verdict, int]]]:
+    """Guests per verdict of each reported advisory (those the guests met, and those the run
+    was narrowed to even when no guest met them), in the registry's order (of a stream:
+    once it has been read)."""
+    if isinstance(audit, AuditStream):
+        seen = audit.advisory_counts
+    else:
+        seen = {}
+        for f in audit.findings:
+            for a in f.advisories:
+                seen.setdefault(a.id, dict.fromkeys(VERDICTS, 0))[a.verdict] += 1
+    ids = [i for i in reported_ids(audit) if i in seen or i in audit.advisories]
+    ids += [i for i in seen if i not in ids and reports(audit, i)]
+    return [(i, {v: seen.get(i, {}).get(v, 0) for v in VERDICTS}) for i in ids]
+
+
+def advisory_figure(a: AdvisoryFinding) -> str:
+    """An advisory's longest section for people: ``39.6-380 ms``, ``unbounded``, or ``-``
+    when it has no figure (an integrity finding, an unknown)."""
+    if a.unbounded:
+        return "unbounded"
+    if a.worst_case_ms is None:
+        return "-"
+    return f"{format_ms_range(a.worst_case_ms_low, a.worst_case_ms)} ms"
+
+
+def advisory_impact(a: AdvisoryFinding, budget_ms: float) -> str:
+    """What an advisory finding does to the host, in words: a memory corruption, no bound at
+    all, or its longest section against the budget (``""`` when nothing is known)."""
+    parts = ["integrity impact (memory corruption)"] if a.impact == "integrity" else []
+    if a.unbounded:
+        parts.append("no bound once triggered (an unbounded loop)")
+    elif a.worst_case_ms is not None:
+        parts.append(f"worst-case non-preemptible section {advisory_figure(a)}, budget "
+                     f"{format_number(budget_ms)} ms")
+    return "; ".join(parts)
+
+
+def fixed_text(fixed: bool | None) -> str:
+    """Whether the release has an advisory's fix, in words."""
+    if fixed is None:
+        return "fix status unknown"
+    return "fixed in this release" if fixed else "not fixed in this release"
+
+
+def advisory_text(a: AdvisoryFinding) -> str:
+    """One line about an advisory finding: verdict, severity, figure or impact, CVEs, fix,
+    then (affected) its mitigations or (unknown) what is missing."""
+    cves = ", ".join(a.cves) or "no CVE"
+    if a.verdict == "unknown":
+        why = a.reasons[0] if a.reasons else "no reason recorded"
+        return f"unknown ({cves}): {why}"
+    parts = [verdict_label(a.verdict)]
+    if a.verdict == "affected":
+        parts.append(a.severity)
+    if a.impact == "integrity":
+        parts.append("integrity impact")
+    figure = advisory_figure(a)
+    if figure != "-":
+        parts.append(figure)
+    text = f"{', '.join(parts)} ({cves}; {fixed_text(a.fixed)})"
+    if a.verdict == "affected" and a.mitigations:
+        text += "; " + " ".join(a.mitigations)
+    return text
+
+
 @dataclass
 class Tally:
     """The fleet summary, built guest by guest (:meth:`add`) in constant memory: guests per
@@ -304,16 +584,18 @@ class Tally:
     _worst: list[tuple[float, int, tuple[str, ...]]] = field(default_factory=list)
     _seen: int = 0
 
-    def add(self, finding: Finding, row: tuple[str, ...], related: bool = False) -> None:
-        """Count ``finding``; ``row`` is what the worst-guests list shows of it."""
-        self.verdicts[finding.verdict] = self.verdicts.get(finding.verdict, 0) + 1
-        self.severities[finding.severity] = self.severities.get(finding.severity, 0) + 1
+    def add(self, finding: Finding, head: Headline, row: tuple[str, ...],
+            related: bool = False) -> None:
+        """Count ``finding`` by its ``head`` (:func:`headline`); ``row`` is what the
+        worst-guests list shows of it."""
+        self.verdicts[head.verdict] = self.verdicts.get(head.verdict, 0) + 1
+        self.severities[head.severity] = self.severities.get(head.severity, 0) + 1
         release = finding.xen_version or "?"
         self.releases[release] = self.releases.get(release, 0) + 1
         self.related += related
         self._seen += 1
-        ms = finding.worst_case_ms
-        if ms is None or not math.isfinite(ms) or self.keep <= 0:
+        ms = math.inf if head.unbounded else head.worst_case_ms
+        if ms is None or self.keep <= 0 or not (math.isfinite(ms) or head.unbounded):
             return
         item = (ms, -self._seen, row)
         if len(self._worst) < self.keep:

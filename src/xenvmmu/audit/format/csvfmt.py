@@ -36,6 +36,13 @@ advisories             every registry advisory the guest meets, ``XSA-N:verdict`
                        by spaces (``XSA-97:affected XSA-344:not_affected ...``)
 =====================  =============================================================================
 
+``--advisory`` without XSA-97 narrows the guest-level columns to the guest's worst reported
+advisory (:func:`~xenvmmu.audit.format.base.headline`): ``verdict``, ``severity``,
+``worst_case_ms_low``/``worst_case_ms`` (empty for an unbounded one), ``worst_operation`` and
+``worst_operation_ms`` (its longest operation), ``first_mitigation_text``, ``line``,
+``decisive_key`` and ``reasons`` are that advisory's, and the XSA-97 columns
+(``xsa97_fixed``, ``cve``, ``residual``, ``first_mitigation``, ``mitigations``) are empty.
+
 An unknown value is an empty cell; numbers are written as in the JSON format (``774.0``,
 ``65536``). Quoting is the ``csv`` module's (minimal: a cell holding a comma, a quote or a line
 break is quoted, quotes doubled); lines end with ``\\n``; the text is UTF-8. Cells never hold
@@ -52,13 +59,16 @@ from __future__ import annotations
 import csv
 from typing import TextIO
 
-from xenvmmu.audit.findings import AuditStream, Finding, OpStall
+from xenvmmu.audit.findings import AuditReport, AuditStream, Finding
 from xenvmmu.audit.format.base import (
     Formatter,
+    Headline,
     decisive_line,
     finite,
     first_mitigation,
+    guest_advisories,
     guest_facts,
+    headline,
     one_line,
     register,
 )
@@ -89,39 +99,61 @@ class CsvFormatter(Formatter):
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         for finding in audit:
-            row = row_for(finding)
+            row = row_for(finding, audit)
             writer.writerow([_cell(row[column]) for column in COLUMNS])
 
 
-def row_for(f: Finding) -> dict[str, Cell]:
-    """One guest's values by column, before they are written as text."""
-    worst = _worst_op(f)
-    fix = first_mitigation(f)
-    d = f.decisive
+#: a run that reports every advisory
+_EVERYTHING = AuditReport(findings=())
+
+
+def row_for(f: Finding, audit: AuditReport | AuditStream = _EVERYTHING) -> dict[str, Cell]:
+    """One guest's values by column, before they are written as text (``audit``: the run,
+    for the advisories it reports)."""
+    head = headline(f, audit)
+    worst, worst_ms, residual = _worst_op(f, head)
+    own = head.xsa97
+    fix = first_mitigation(f) if own else None
+    fix_text = fix.text if fix else None
+    if head.finding is not None and head.finding.mitigations:
+        fix_text = head.finding.mitigations[0]
     return {
         "source": f.source.path,
-        **guest_facts(f),
-        "worst_case_ms_low": finite(f.worst_case_ms_low),
-        "worst_case_ms": finite(f.worst_case_ms),
-        "verdict": f.verdict,
-        "severity": f.severity,
-        "worst_operation": worst.op if worst else None,
-        "worst_operation_ms": finite(worst.worst_case_ms) if worst else None,
-        "residual": worst.residual if worst else None,
+        **guest_facts(f, own),
+        "worst_case_ms_low": None if head.unbounded else finite(head.worst_case_ms_low),
+        "worst_case_ms": None if head.unbounded else finite(head.worst_case_ms),
+        "verdict": head.verdict,
+        "severity": head.severity,
+        "worst_operation": worst,
+        "worst_operation_ms": None if head.unbounded else finite(worst_ms),
+        "residual": residual,
         "first_mitigation": fix.action if fix else None,
-        "first_mitigation_text": fix.text if fix else None,
-        "mitigations": " ".join(m.action for m in f.mitigations) or None,
-        "line": decisive_line(f),
-        "decisive_key": d.key if d is not None else None,
-        "reasons": REASON_SEPARATOR.join(f.reasons) or None,
-        "advisories": " ".join(f"{a.id}:{a.verdict}" for a in f.advisories) or None,
+        "first_mitigation_text": fix_text,
+        "mitigations": (" ".join(m.action for m in f.mitigations) or None) if own else None,
+        "line": decisive_line(f, head.decisive),
+        "decisive_key": head.decisive.key,
+        "reasons": REASON_SEPARATOR.join(head.reasons) or None,
+        "advisories": " ".join(f"{a.id}:{a.verdict}"
+                               for a in guest_advisories(f, audit, xsa97=True)) or None,
     }
 
 
-def _worst_op(f: Finding) -> OpStall | None:
-    """The operation with the longest section among those the verdict covers."""
-    ops = [o for o in f.ops if not o.related]
-    return max(ops, key=lambda o: o.worst_case_ms) if ops else None
+def _worst_op(f: Finding, head: Headline) -> tuple[str | None, float | None, bool | None]:
+    """The operation with the longest section among those the verdict covers (XSA-97's, or
+    the headline advisory's: from the guest's operations, else the advisory's one operation
+    and figure), its section, and (XSA-97) whether it is a residual finding."""
+    if head.xsa97:
+        ops = [o for o in f.ops if not o.related]
+    elif head.finding is not None:
+        ops = [o for o in f.ops if o.op in head.finding.operations]
+        if not ops and len(head.finding.operations) == 1:
+            return head.finding.operations[0], head.worst_case_ms, None
+    else:
+        ops = []
+    if not ops:
+        return None, None, None
+    worst = max(ops, key=lambda o: o.worst_case_ms)
+    return worst.op, worst.worst_case_ms, worst.residual if head.xsa97 else None
 
 
 def _cell(value: Cell) -> str | int | float:

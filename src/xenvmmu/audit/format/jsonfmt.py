@@ -6,19 +6,32 @@ describes every field. Shape::
     {"schema": "xenvmmu.audit/1",
      "tool": {"name": "xenvmmu", "version": "0.1.0"},
      "budget_ms": 30.0,
+     "advisories_reported": ["XSA-97", "XSA-344", ...],
      "host": {...facts as the audit recorded them, keys sorted...},
      "guests": [{"source", "line", "decisive", "name", "type", "paging", "memory_mib",
                  "maxmem_mib", "vcpus", "pool_kib", "xen_version", "xsa97_fixed", "cve",
                  "worst_case_ms", "worst_case_ms_low", "verdict", "severity", "reasons",
                  "mitigations",
-                 "operations", "paging_reasons", "uuid", "advisories"}, ...],
+                 "operations", "paging_reasons", "uuid",
+                 "advisories": [{"id", "cves", "verdict", "worst_case_ms",
+                                 "worst_case_ms_low", "operations", "fixed", "reasons",
+                                 "mitigations", "title", "impact", "severity", "unbounded",
+                                 "decisive", "url"}, ...]}, ...],
      "errors": [{"source", "line", "message"}, ...],
-     "summary": {"guests", "affected", "not_affected", "unknown", "errors"}}
+     "summary": {"guests", "affected", "not_affected", "unknown", "errors",
+                 "advisories": {"XSA-344": {"affected", "not_affected", "unknown"}, ...}}}
 
 Keys always come in this order, unknown values are ``null`` (never missing), the text is
 ASCII-only (other characters as ``\\u`` escapes), indented by 2 and ends with a newline.
 The guests are written one by one as the audit finds them (an operations list shared by
 guests of the same shape is encoded once).
+
+``advisories_reported`` are the advisories the run reports (``--advisory``, else the whole
+registry). A run that does not report XSA-97 writes no XSA-97 result: each guest's
+``verdict``, ``severity``, ``worst_case_ms(_low)``, ``reasons``, ``line`` and ``decisive`` are
+those of its worst reported advisory (:func:`~xenvmmu.audit.format.base.headline`), its
+``xsa97_fixed`` and ``cve`` are null, ``mitigations`` is empty and ``operations`` holds only
+the reported advisories' operations; the summary counts those verdicts.
 Versioning: fields may be added within version 1 and consumers should ignore keys they do not
 know; renaming, removing or changing the meaning of a field makes it ``xenvmmu.audit/2``.
 """
@@ -36,18 +49,25 @@ from xenvmmu.audit.findings import (
     Finding,
     InputError,
     OpStall,
+    Verdict,
 )
 from xenvmmu.audit.format.base import (
     TOOL_NAME,
     Formatter,
+    Headline,
+    Headlines,
     JsonListWriter,
     RawJson,
+    advisory_counts,
     decisive_line,
     encode_json,
     finite,
+    guest_advisories,
     guest_facts,
     host_facts,
     register,
+    reported_ids,
+    reported_ops,
     summarize,
     tool_version,
 )
@@ -73,23 +93,28 @@ class JsonFormatter(Formatter):
     def write(self, audit: AuditStream, out: TextIO) -> None:
         """The document described in the module docstring, guest by guest."""
         writer = JsonListWriter(out)
-        writer.begin(self._document(audit, writer.placeholder))
-        operations = _Operations(writer.newline + "  ")
+        heads = Headlines(audit)
+        writer.begin(self._document(audit, writer.placeholder, heads.counts))
+        operations = _Operations(writer.newline + "  ", audit)
         for f in audit:
-            writer.item_text(encode_json(_guest(f, operations(f.ops)), writer.newline))
-        writer.end(self._document(audit, writer.placeholder))
+            guest = _guest(f, heads(f), audit, operations(f.ops))
+            writer.item_text(encode_json(guest, writer.newline))
+        writer.end(self._document(audit, writer.placeholder, heads.counts))
 
     def document(self, report: AuditReport) -> dict[str, object]:
         """The document as Python data, before serialising."""
-        return self._document(report, [_guest(f) for f in report.findings])
+        heads = Headlines(report)
+        guests: list[object] = [_guest(f, heads(f), report) for f in report.findings]
+        return self._document(report, guests, heads.counts)
 
-    def _document(self, report: AuditReport | AuditStream, guests: list[object]
-                  ) -> dict[str, object]:
-        s = summarize(report)
+    def _document(self, report: AuditReport | AuditStream, guests: list[object],
+                  counts: dict[Verdict, int]) -> dict[str, object]:
+        s = summarize(report, counts)
         return {
             "schema": SCHEMA_ID,
             "tool": {"name": TOOL_NAME, "version": tool_version(report)},
             "budget_ms": finite(report.budget_ms),
+            "advisories_reported": list(reported_ids(report)),
             "host": host_facts(report),
             "guests": guests,
             "errors": [_error(e) for e in report.errors],
@@ -99,50 +124,59 @@ class JsonFormatter(Formatter):
                 "not_affected": s.not_affected,
                 "unknown": s.unknown,
                 "errors": s.errors,
+                "advisories": dict(advisory_counts(report)),
             },
         }
 
 
 class _Operations:
-    """The ``operations`` list of a guest, encoded once per operations tuple: guests of one
-    shape share theirs (a bounded cache, keyed by identity while the tuple is alive)."""
+    """The ``operations`` list of a guest (those the run reports), encoded once per
+    operations tuple: guests of one shape share theirs (a bounded cache, keyed by identity
+    while the tuple is alive)."""
 
-    def __init__(self, newline: str) -> None:
+    def __init__(self, newline: str, audit: AuditStream) -> None:
         self.newline = newline
+        self.audit = audit
         self.cache: dict[int, tuple[tuple[OpStall, ...], RawJson]] = {}
 
     def __call__(self, ops: tuple[OpStall, ...]) -> RawJson:
         hit = self.cache.get(id(ops))
         if hit is not None and hit[0] is ops:
             return hit[1]
-        text = RawJson(encode_json([_operation(op) for op in ops], self.newline))
+        shown = reported_ops(ops, self.audit)
+        text = RawJson(encode_json([_operation(op) for op in shown], self.newline))
         if len(self.cache) >= 4096:
             self.cache.clear()
         self.cache[id(ops)] = (ops, text)
         return text
 
 
-def _guest(f: Finding, operations: object = None) -> dict[str, object]:
-    d = f.decisive
+def _guest(f: Finding, head: Headline, audit: AuditReport | AuditStream,
+           operations: object = None) -> dict[str, object]:
+    own = head.xsa97
+    d = head.finding.decisive if head.finding is not None else f.decisive
     return {
         "source": f.source.path,
-        "line": decisive_line(f),
+        "line": decisive_line(f, head.decisive),
         "decisive": None if d is None else {"path": d.path, "line": d.line, "key": d.key},
-        **guest_facts(f),
-        "worst_case_ms": finite(f.worst_case_ms),
-        "worst_case_ms_low": finite(f.worst_case_ms_low),
-        "verdict": f.verdict,
-        "severity": f.severity,
-        "reasons": list(f.reasons),
-        "mitigations": [{"action": m.action, "text": m.text} for m in f.mitigations],
-        "operations": [_operation(op) for op in f.ops] if operations is None else operations,
+        **guest_facts(f, own),
+        "worst_case_ms": None if head.unbounded else finite(head.worst_case_ms),
+        "worst_case_ms_low": None if head.unbounded else finite(head.worst_case_ms_low),
+        "verdict": head.verdict,
+        "severity": head.severity,
+        "reasons": list(head.reasons),
+        "mitigations": [{"action": m.action, "text": m.text} for m in f.mitigations]
+        if own else [],
+        "operations": [_operation(op) for op in reported_ops(f.ops, audit)]
+        if operations is None else operations,
         "paging_reasons": list(f.paging_reasons),
         "uuid": f.uuid,
-        "advisories": [_advisory(a) for a in f.advisories],
+        "advisories": [_advisory(a) for a in guest_advisories(f, audit, xsa97=True)],
     }
 
 
 def _advisory(a: AdvisoryFinding) -> dict[str, object]:
+    d = a.decisive
     return {
         "id": a.id,
         "cves": list(a.cves),
@@ -153,6 +187,12 @@ def _advisory(a: AdvisoryFinding) -> dict[str, object]:
         "fixed": a.fixed,
         "reasons": list(a.reasons),
         "mitigations": list(a.mitigations),
+        "title": a.title,
+        "impact": a.impact,
+        "severity": a.severity,
+        "unbounded": a.unbounded,
+        "decisive": None if d is None else {"path": d.path, "line": d.line, "key": d.key},
+        "url": a.url,
     }
 
 

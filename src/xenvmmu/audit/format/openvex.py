@@ -1,4 +1,4 @@
-"""``--format openvex``: an OpenVEX v0.2.0 document, two statements per guest.
+"""``--format openvex``: an OpenVEX v0.2.0 document, a statement per guest and CVE.
 
 Products. A statement's product is the guest, identified uniquely within the document: a
 domain read from ``xl list -l`` by its uuid (``urn:uuid:<uuid>``), any other guest by the path
@@ -9,8 +9,13 @@ one status per CVE. The Xen release it runs on is a subcomponent (NVD's CPE
 ``cpe:2.3:o:xen:xen:<version>``) when the version is known; the guest's name and file are in
 ``status_notes``.
 
-Vulnerabilities. Every guest gets a statement for each of XSA-97's CVEs, CVE-2014-5146 (the
-HAP code) and CVE-2014-5149 (the shadow-paging code), in that order.
+Vulnerabilities. When the run reports XSA-97, every guest gets a statement for each of its
+CVEs, CVE-2014-5146 (the HAP code) and CVE-2014-5149 (the shadow-paging code), in that order
+(``name`` the CVE, ``aliases`` ``XSA-97``). Then, for every other advisory the run reports
+that concerns the guest (``Finding.advisories``), a statement per CVE of the advisory, whose
+vulnerability names the CVE (``name``, ``@id`` its NVD page), the advisory (``aliases``) and
+its title (``description``). ``--advisory`` narrows the statements to those advisories
+(without XSA-97: no statement for CVE-2014-5146/5149). A CVE is stated once per guest.
 
 Status and justification, per the OpenVEX specification's meanings (a justification only
 where its meaning holds, else an ``impact_statement`` alone):
@@ -18,24 +23,35 @@ where its meaning holds, else an ``impact_statement`` alone):
 =================================================  ==========================================
 guest / facts                                      statement for the CVE
 =================================================  ==========================================
-affected, the CVE of its paging mode               ``affected``, ``action_statement`` = the
+XSA-97: affected, the CVE of its paging mode       ``affected``, ``action_statement`` = the
                                                    cheapest mitigation
-unknown, paging mode unknown                       ``under_investigation`` (either CVE)
-unknown, the CVE of its paging mode                ``under_investigation``
-no HVM paging (PV, PVHv1, a guest xl cannot        ``not_affected``,
-create) on x86; the CVE of the other paging mode   ``vulnerable_code_not_in_execute_path``
-Arm host                                           ``not_affected``,
+XSA-97: unknown, paging mode unknown               ``under_investigation`` (either CVE)
+XSA-97: unknown, the CVE of its paging mode        ``under_investigation``
+XSA-97: no HVM paging (PV, PVHv1, a guest xl       ``not_affected``,
+cannot create) on x86; the CVE of the other        ``vulnerable_code_not_in_execute_path``
+paging mode
+XSA-97: Arm host                                   ``not_affected``,
                                                    ``vulnerable_code_not_present`` (the x86
                                                    paging code is not built)
-HAP on a release with the xsa97-hap fix            ``not_affected``,
+XSA-97: HAP on a release with the xsa97-hap fix    ``not_affected``,
 (CVE-2014-5146)                                    ``vulnerable_code_not_present`` (the walk
                                                    is preemptible); a residual HAP type sweep
                                                    is named in the impact statement
-the CVE of its paging mode, worst case within      ``not_affected``, no justification: the
-the budget                                         code is present, reachable and driven by
+XSA-97: the CVE of its paging mode, worst case     ``not_affected``, no justification: the
+within the budget                                  code is present, reachable and driven by
                                                    the adversary, only bounded below the
                                                    budget, which the ``impact_statement``
                                                    says with the numbers
+another advisory: affected                         ``affected``, ``action_statement`` = its
+                                                   first mitigation (else "no mitigation
+                                                   known")
+another advisory: unknown (also: every reported    ``under_investigation``, the missing input
+advisory of a guest that could not be assessed     in ``status_notes``
+at all, in a run without XSA-97)
+another advisory: not affected, the release has    ``not_affected``,
+its fix                                            ``vulnerable_code_not_present``
+another advisory: not affected, its worst case     ``not_affected``, no justification, the
+within the budget (no fix)                         ``impact_statement`` with the numbers
 =================================================  ==========================================
 
 Every ``not_affected`` statement has an ``impact_statement``, every statement
@@ -53,7 +69,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 from urllib.parse import quote
 
-from xenvmmu.audit.findings import AuditStream, Finding
+from xenvmmu.audit.findings import AdvisoryFinding, AuditStream, Finding
 from xenvmmu.audit.format.base import (
     ADVISORY,
     CVE_HAP,
@@ -61,6 +77,7 @@ from xenvmmu.audit.format.base import (
     TOOL_NAME,
     Formatter,
     JsonListWriter,
+    advisory_impact,
     encode_json,
     finding_cve,
     first_mitigation,
@@ -68,7 +85,9 @@ from xenvmmu.audit.format.base import (
     format_number,
     one_line,
     register,
+    reports,
     spool,
+    stated_advisories,
     tool_version,
 )
 
@@ -135,12 +154,12 @@ class OpenVexFormatter(Formatter):
         newline, digest = probe.newline, hashlib.sha256(issued.encode())
         identity = _Identities()
         arm = str(audit.host.get("arch") or "x86") == "arm"
+        xsa97 = reports(audit, ADVISORY)
         count = 0
         with spool() as statements:
             for f in audit:
-                ident = identity(f)
-                for cve in CVES:
-                    text = encode_json(_statement(f, cve, ident, audit.budget_ms, arm), newline)
+                for statement in _statements(f, identity(f), audit, xsa97, arm):
+                    text = encode_json(statement, newline)
                     text = ("," + newline if count else newline) + text
                     digest.update(text.encode("utf-8", "surrogatepass"))
                     statements.write(text)
@@ -166,19 +185,77 @@ class OpenVexFormatter(Formatter):
         }
 
 
-def _statement(f: Finding, cve: str, identity: str, budget_ms: float,
-               arm: bool) -> dict[str, object]:
+def _statements(f: Finding, identity: str, audit: AuditStream, xsa97: bool,
+                arm: bool) -> list[dict[str, object]]:
+    """The guest's statements: XSA-97's two CVEs (when reported), then each CVE of its
+    other reported advisories, each CVE once."""
+    out = [_statement(f, cve, identity, audit.budget_ms, arm) for cve in CVES] if xsa97 \
+        else []
+    stated = set(CVES) if xsa97 else set()
+    for a in stated_advisories(f, audit):
+        for cve in a.cves:
+            if cve not in stated:
+                stated.add(cve)
+                out.append(_advisory_statement(f, a, cve, identity, audit.budget_ms))
+    return out
+
+
+def _vulnerability(cve: str, advisory: str, title: str = "") -> dict[str, object]:
+    vulnerability: dict[str, object] = {
+        "@id": f"https://nvd.nist.gov/vuln/detail/{cve}",
+        "name": cve,
+        "aliases": [advisory],
+    }
+    if title:
+        vulnerability["description"] = f"{advisory}: {title}"
+    return vulnerability
+
+
+def _notes(f: Finding) -> str:
+    where = f.source.path if f.source.line is None else f"{f.source.path}:{f.source.line}"
+    return (f'guest "{one_line(f.name)}" read from {where}' if f.name is not None
+            else f"guest read from {where}")
+
+
+def _advisory_statement(f: Finding, a: AdvisoryFinding, cve: str, identity: str,
+                        budget_ms: float) -> dict[str, object]:
+    """The statement for one CVE of an advisory other than XSA-97."""
     statement: dict[str, object] = {
-        "vulnerability": {
-            "@id": f"https://nvd.nist.gov/vuln/detail/{cve}",
-            "name": cve,
-            "aliases": [ADVISORY],
-        },
+        "vulnerability": _vulnerability(cve, a.id, a.title),
         "products": [product(f, identity)],
     }
-    where = f.source.path if f.source.line is None else f"{f.source.path}:{f.source.line}"
-    notes = (f'guest "{one_line(f.name)}" read from {where}' if f.name is not None
-             else f"guest read from {where}")
+    notes = _notes(f)
+    figure = advisory_impact(a, budget_ms)
+    if a.verdict == "unknown":
+        statement["status"] = "under_investigation"
+        notes += f"; {a.id} could not be assessed: " + (
+            "; ".join(a.reasons) or "no reason recorded")
+    elif a.verdict == "affected":
+        statement["status"] = "affected"
+        statement["action_statement"] = (
+            a.mitigations[0] if a.mitigations else f"No mitigation known; see {a.id}.")
+        notes += f"; {figure}" if figure else ""
+    else:
+        statement["status"] = "not_affected"
+        impact = list(a.reasons)
+        if a.fixed:
+            statement["justification"] = "vulnerable_code_not_present"
+            impact.insert(0, f"this release has the {a.id} fix")
+        if figure:
+            impact.append(figure)
+        statement["impact_statement"] = "; ".join(impact) or "not affected"
+    statement["status_notes"] = notes
+    return statement
+
+
+def _statement(f: Finding, cve: str, identity: str, budget_ms: float,
+               arm: bool) -> dict[str, object]:
+    """The statement for one of XSA-97's CVEs."""
+    statement: dict[str, object] = {
+        "vulnerability": _vulnerability(cve, ADVISORY),
+        "products": [product(f, identity)],
+    }
+    notes = _notes(f)
     stall = (
         f"worst-case non-preemptible section {format_ms(f.worst_case_ms)} ms, "
         f"budget {format_number(budget_ms)} ms"

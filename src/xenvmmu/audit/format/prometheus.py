@@ -5,22 +5,40 @@ atomically). Metrics, all gauges, no timestamps (the collector rejects files wit
 
     xenvmmu_audit_budget_seconds                         latency budget
     xenvmmu_guests{verdict}                              guests per verdict (all three, even 0)
+    xenvmmu_advisory_guests{advisory,verdict}            guests an advisory concerns, per verdict
     xenvmmu_input_errors                                 inputs that could not be read
     xenvmmu_guest_info{guest,source,paging,type,cve,severity,verdict,xen_version}  always 1
     xenvmmu_guest_affected{guest,source,paging}          1 affected, 0 otherwise (incl. unknown)
     xenvmmu_guest_assessed{guest,source,paging}          0 when the verdict is unknown
     xenvmmu_guest_worst_case_stall_seconds{guest,source,paging}   only when known
+    xenvmmu_guest_advisory_affected{guest,source,paging,advisory,impact}   1 affected, else 0
+    xenvmmu_guest_advisory_assessed{guest,source,paging,advisory}          0 when unknown
+    xenvmmu_guest_advisory_worst_case_stall_seconds{guest,source,paging,advisory}
+                                                         only when the advisory has a figure
 
 (plus ``occurrence`` on a guest's series when needed to keep them unique, see below)
 
+``verdict`` of ``xenvmmu_guests`` and ``xenvmmu_guest_info`` is XSA-97's; ``--advisory``
+narrows the output to the advisories it names: without XSA-97, the three XSA-97 guest
+families (``xenvmmu_guest_affected``, ``_assessed``, ``_worst_case_stall_seconds``) are left
+out, ``xenvmmu_guest_info``'s ``cve`` is empty and its ``severity`` and ``verdict`` (and
+``xenvmmu_guests``) are the guest's worst reported advisory's, and no HELP text names
+XSA-97. The ``advisory`` families have
+a series per guest and reported advisory that concerns the guest (``Finding.advisories``,
+XSA-97's entry included: it mirrors the guest's verdict), ``impact`` being ``availability``
+(a stall: denial of service) or ``integrity``; an unbounded advisory has no stall series.
+``xenvmmu_advisory_guests`` has all three verdicts of every reported advisory that concerns
+a guest or that the run was narrowed to.
+
 Label values are identifiers only (guest name, file path, enum values; an unknown value is the
 empty string, which Prometheus treats as an absent label), never free text, so the number of
-series stays bounded by the number of guests. ``guest`` is the guest's name, else its file's
-basename; ``source`` is the file's path as given. Every series is unique, as node_exporter
-requires: two guests with the same name in different files differ by ``source``, and two
-guests of one file that would still share ``{guest, source, paging}`` (unnamed domains of an
-``xl list -l``, a name listed twice) get ``occurrence="2"``, ``"3"``... on every one of their
-series (the first has no ``occurrence`` label, which Prometheus reads as empty).
+series stays bounded by the number of guests and advisories. ``guest`` is the guest's name,
+else its file's basename; ``source`` is the file's path as given. Every series is unique, as
+node_exporter requires: two guests with the same name in different files differ by
+``source``, and two guests of one file that would still share ``{guest, source, paging}``
+(unnamed domains of an ``xl list -l``, a name listed twice) get ``occurrence="2"``, ``"3"``...
+on every one of their series (the first has no ``occurrence`` label, which Prometheus reads as
+empty); a guest's advisory series differ by ``advisory``.
 
 The per-guest families are written to one temporary file each as the guests come, and copied
 after the fleet's counts: each family stays in one block, as the format requires, and
@@ -36,11 +54,17 @@ from typing import TextIO
 
 from xenvmmu.audit.findings import AuditStream, Finding
 from xenvmmu.audit.format.base import (
+    ADVISORY,
     VERDICTS,
     Formatter,
+    Headline,
+    Headlines,
+    advisory_counts,
     copy_spool,
     display_name,
+    guest_advisories,
     register,
+    reports,
     spool,
     summarize,
 )
@@ -122,7 +146,15 @@ GUEST_FAMILIES = (
      "1 if the guest could be assessed for XSA-97, 0 if its verdict is unknown."),
     ("xenvmmu_guest_worst_case_stall_seconds",
      "Longest non-preemptible virtual-MMU section that can be driven against the guest."),
+    ("xenvmmu_guest_advisory_affected",
+     "1 if the guest is affected by the Xen security advisory, else 0 (incl. unknown)."),
+    ("xenvmmu_guest_advisory_assessed",
+     "1 if the guest could be assessed for the advisory, 0 if its verdict is unknown."),
+    ("xenvmmu_guest_advisory_worst_case_stall_seconds",
+     "Longest non-preemptible section of the advisory's operations for the guest."),
 )
+#: The families that are XSA-97's alone (left out when the run does not report it).
+XSA97_FAMILIES = frozenset(name for name, _ in GUEST_FAMILIES[1:4])
 
 
 @register
@@ -135,47 +167,80 @@ class PrometheusFormatter(Formatter):
     def write(self, audit: AuditStream, out: TextIO) -> None:
         """All metric families, each once, ending with a newline."""
         identify = GuestLabels()
+        heads = Headlines(audit)
+        xsa97 = reports(audit, ADVISORY)
+        families = [(name, text) for name, text in GUEST_FAMILIES
+                    if xsa97 or name not in XSA97_FAMILIES]
         with ExitStack() as stack:
-            parts = [stack.enter_context(spool()) for _ in GUEST_FAMILIES]
-            info, affected, assessed, stall = (name for name, _ in GUEST_FAMILIES)
+            parts = {name: stack.enter_context(spool()) for name, _ in families}
             for f in audit:
                 labels = identify(f)
-                parts[0].write(sample_line(info, self._info_labels(labels, f), 1) + "\n")
-                parts[1].write(sample_line(affected, labels, f.verdict == "affected") + "\n")
-                parts[2].write(sample_line(assessed, labels, f.verdict != "unknown") + "\n")
-                if f.worst_case_ms is not None:
-                    parts[3].write(sample_line(stall, labels, f.worst_case_ms / 1000) + "\n")
+                head = heads(f)
+                samples = self._guest_samples(f, labels, head, audit, xsa97)
+                for name, sample_labels, value in samples:
+                    parts[name].write(sample_line(name, sample_labels, value) + "\n")
             del identify
-            counts = summarize(audit).by_verdict()
+            counts = summarize(audit, heads.counts).by_verdict()
+            of = "XSA-97" if xsa97 else "the reported advisories"
             lines = metric(
                 "xenvmmu_audit_budget_seconds",
                 "Latency budget a guest's longest non-preemptible virtual-MMU section is "
-                "judged against (XSA-97).",
+                f"judged against ({of}).",
                 [((), audit.budget_ms / 1000)],
             )
             lines += metric(
                 "xenvmmu_guests",
-                "Guests audited for XSA-97, by verdict.",
+                "Guests audited for XSA-97, by verdict." if xsa97 else
+                "Guests audited, by the verdict of their worst reported advisory.",
                 [((("verdict", v),), counts[v]) for v in VERDICTS],
             )
+            per_advisory = advisory_counts(audit)
+            if per_advisory:
+                lines += metric(
+                    "xenvmmu_advisory_guests",
+                    "Guests a reported Xen security advisory concerns, by verdict.",
+                    [((("advisory", a), ("verdict", v)), n[v])
+                     for a, n in per_advisory for v in VERDICTS],
+                )
             lines += metric(
                 "xenvmmu_input_errors",
-                "Inputs the XSA-97 audit could not read or understand.",
+                f"Inputs the {'XSA-97 ' if xsa97 else ''}audit could not read or understand.",
                 [((), len(audit.errors))],
             )
             out.write("\n".join(lines) + "\n")
             if not audit.guests:
                 return
-            for (name, help_text), part in zip(GUEST_FAMILIES, parts, strict=True):
+            for name, help_text in families:
                 out.write("\n".join(metric(name, help_text, ())) + "\n")
-                copy_spool(part, out)
+                copy_spool(parts[name], out)
 
-    def _info_labels(self, labels: Labels, f: Finding) -> Labels:
+    def _guest_samples(self, f: Finding, labels: Labels, head: Headline, audit: AuditStream,
+                       xsa97: bool) -> list[tuple[str, Labels, float]]:
+        """The guest's samples: (family, labels, value)."""
+        out: list[tuple[str, Labels, float]] = [
+            ("xenvmmu_guest_info", self._info_labels(labels, f, head, xsa97), 1)]
+        if xsa97:
+            out.append(("xenvmmu_guest_affected", labels, f.verdict == "affected"))
+            out.append(("xenvmmu_guest_assessed", labels, f.verdict != "unknown"))
+            if f.worst_case_ms is not None:
+                out.append(("xenvmmu_guest_worst_case_stall_seconds", labels,
+                            f.worst_case_ms / 1000))
+        for a in guest_advisories(f, audit, xsa97=True):
+            mine = (*labels, ("advisory", a.id))
+            out.append(("xenvmmu_guest_advisory_affected", (*mine, ("impact", a.impact)),
+                        a.verdict == "affected"))
+            out.append(("xenvmmu_guest_advisory_assessed", mine, a.verdict != "unknown"))
+            if a.worst_case_ms is not None and not a.unbounded:
+                out.append(("xenvmmu_guest_advisory_worst_case_stall_seconds", mine,
+                            a.worst_case_ms / 1000))
+        return out
+
+    def _info_labels(self, labels: Labels, f: Finding, head: Headline, xsa97: bool) -> Labels:
         return (
             *labels,
             ("type", f.guest_type or ""),
-            ("cve", f.cve or ""),
-            ("severity", f.severity),
-            ("verdict", f.verdict),
+            ("cve", (f.cve or "") if xsa97 else ""),
+            ("severity", head.severity),
+            ("verdict", head.verdict),
             ("xen_version", f.xen_version or ""),
         )

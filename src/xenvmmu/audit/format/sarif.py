@@ -1,26 +1,45 @@
 """``--format sarif``: SARIF 2.1.0 for code-scanning dashboards (e.g. GitHub code scanning).
 
 One run; the driver ``xenvmmu`` (with ``informationUri``) has one rule per kind of finding,
-each with a short and a full description, help text and a help URI: ``XSA-97-HAP``
-(CVE-2014-5146), ``XSA-97-SHADOW`` (CVE-2014-5149), ``XSA-97-UNKNOWN`` (a guest that could
-not be assessed), ``HAP-TYPE-SWEEP-RESIDUAL`` (the 4.4.x HAP type sweep the xsa97-hap fix left
-in place), ``XSA-410-TEARDOWN`` (domain destruction that this release does not preempt) and
-``RELATED-OPERATION`` (any other operation outside the verdict).
+each with a short and a full description, help text and a help URI. XSA-97 has its own
+rules: ``XSA-97-HAP`` (CVE-2014-5146), ``XSA-97-SHADOW`` (CVE-2014-5149), ``XSA-97-UNKNOWN``
+(a guest that could not be assessed), ``HAP-TYPE-SWEEP-RESIDUAL`` (the 4.4.x HAP type sweep
+the xsa97-hap fix left in place) and ``RELATED-OPERATION`` (an operation of XSA-97's class
+outside its verdict that no advisory of the registry covers, such as a pool resize). Every
+other advisory of the registry (``xenvmmu advisories``) has one rule whose id is the
+advisory's (``XSA-410``), its name and descriptions from its title, its ``helpUri`` the
+advisory's page, and the tags ``security``, the id, its CVEs and its impact
+(``availability`` or ``integrity``). The rules are those of the advisories the run reports:
+``--advisory`` narrows them, and the XSA-97 rules are there only when XSA-97 is reported.
 
-Results, per SARIF 2.1.0 §3.27.9-§3.27.10: one per affected guest, kind ``fail``, level
-``error`` for critical/high severity, ``warning`` for medium (``note`` otherwise); one per
-unknown guest, kind ``review`` and level ``none`` (the spec requires ``none`` whenever kind is
-not ``fail``); and one per related finding of any guest (an operation outside the verdict
-that the release does not preempt and that reaches the budget), kind ``fail``, level by its
-severity. Not-affected guests get no result of their own. A result's location is the
-decisive setting's file, with a region whose ``startLine`` is the setting's line when it is
-known (``Finding.decisive``, else ``Finding.source``); when that is another file than the
-guest's own (e.g. ``hap=0`` on the hypervisor command line), the guest's file is a related
-location. ``partialFingerprints["xenvmmuGuest/v1"]`` is the SHA-256 of the rule, the guest's
-path as given and its name (and, for a related finding, the operation): the same guest gets
-the same fingerprint in every run; a second result that would share one (two unnamed domains
-of one listing) gets its occurrence number added. Input errors are tool execution
-notifications of the invocation.
+Results, per SARIF 2.1.0 §3.27.9-§3.27.10, when the run reports XSA-97: one per affected
+guest, kind ``fail``, level ``error`` for critical/high severity, ``warning`` for medium
+(``note`` otherwise); one per unknown guest, kind ``review`` and level ``none`` (the spec
+requires ``none`` whenever kind is not ``fail``). For every other reported advisory, one per
+guest whose finding for it (``Finding.advisories``) is affected (kind ``fail``, level by its
+severity; an affected advisory without a figure - an unbounded loop, a use-after-free - is
+high) or unknown (kind ``review``, level ``none``, the message naming what is missing); its
+properties carry the advisory, its CVEs, verdict, severity, impact, figures (none when
+``unbounded``), whether the release has the fix and the mitigations. (In a run without
+XSA-97, a guest that could not be assessed at all is unknown for every reported advisory.)
+And one per related
+finding of a guest (an operation outside XSA-97's verdict that the release does not preempt
+and that reaches the budget), kind ``fail``, level by its severity, under the rule of the
+reported advisory that covers the operation (a teardown: ``XSA-410``), else
+``RELATED-OPERATION`` (only when XSA-97 is reported) - but only when the guest has no finding
+of that advisory, which is then the one result (the former ``XSA-410-TEARDOWN`` rule is the
+``XSA-410`` rule now), and never for an advisory the run does not report.
+Not-affected guests and advisories get no result of their own.
+
+A result's location is the decisive setting's file, with a region whose ``startLine`` is the
+setting's line when it is known (``AdvisoryFinding.decisive``, else ``Finding.decisive``,
+else ``Finding.source``); when that is another file than the guest's own (e.g. ``hap=0`` on
+the hypervisor command line), the guest's file is a related location.
+``partialFingerprints["xenvmmuGuest/v1"]`` is the SHA-256 of the rule, the guest's path as
+given and its name (and, for a related finding, the operation): the same guest gets the same
+fingerprint in every run; a second result that would share one (two unnamed domains of one
+listing) gets its occurrence number added. Input errors are tool execution notifications of
+the invocation.
 
 The results are written one by one as the guests come; the invocation and the run's
 properties follow them.
@@ -33,8 +52,17 @@ import os
 from typing import TextIO
 from urllib.parse import quote
 
-from xenvmmu.audit.findings import AuditStream, Finding, InputError, OpStall, SourceRef
+from xenvmmu.advisories import Advisory, registry
+from xenvmmu.audit.findings import (
+    AdvisoryFinding,
+    AuditStream,
+    Finding,
+    InputError,
+    OpStall,
+    SourceRef,
+)
 from xenvmmu.audit.format.base import (
+    ADVISORY,
     ADVISORY_URL,
     CVE_HAP,
     CVE_SHADOW,
@@ -42,19 +70,27 @@ from xenvmmu.audit.format.base import (
     TOOL_NAME,
     Formatter,
     JsonListWriter,
+    advisory_figure,
+    advisory_impact,
+    advisory_url,
     decisive_ref,
     display_name,
     encode_json,
     finding_cve,
     finite,
     first_mitigation,
+    fixed_text,
     format_ms,
     format_number,
     host_facts,
+    needs_look,
     one_line,
     register,
-    related_findings,
     related_severity,
+    reported_ids,
+    reported_related,
+    reports,
+    stated_advisories,
     tool_version,
 )
 
@@ -65,19 +101,16 @@ RULE_HAP = "XSA-97-HAP"
 RULE_SHADOW = "XSA-97-SHADOW"
 RULE_UNKNOWN = "XSA-97-UNKNOWN"
 RULE_RESIDUAL = "HAP-TYPE-SWEEP-RESIDUAL"
-RULE_TEARDOWN = "XSA-410-TEARDOWN"
 RULE_RELATED = "RELATED-OPERATION"
-XSA410_URL = "https://xenbits.xen.org/xsa/advisory-410.html"
 _RULE_BY_CVE = {CVE_HAP: RULE_HAP, CVE_SHADOW: RULE_SHADOW}
-_RULE_BY_RELATED_OP = {"teardown_relinquish": RULE_TEARDOWN, "teardown_final": RULE_TEARDOWN}
 _LEVEL_BY_SEVERITY = {"critical": "error", "high": "error", "medium": "warning"}
 FINGERPRINT = "xenvmmuGuest/v1"
 
 
 def _rule(rule_id: str, name: str, short: str, full: str, cve: str | None,
-          level: str | None = None, *, advisory: str = "XSA-97", uri: str = ADVISORY_URL,
-          ) -> dict[str, object]:
-    tags = ["security", advisory] + ([cve] if cve else [])
+          level: str | None = None, *, advisory: str = ADVISORY, uri: str = ADVISORY_URL,
+          tags: tuple[str, ...] = ()) -> dict[str, object]:
+    tags = tags or (advisory, *([cve] if cve else []))
     return {
         "id": rule_id,
         "name": name,
@@ -86,10 +119,11 @@ def _rule(rule_id: str, name: str, short: str, full: str, cve: str | None,
         "helpUri": uri,
         "help": {"text": f"{full} See {uri}."},
         "defaultConfiguration": {"level": level or ("note" if cve is None else "error")},
-        "properties": {"tags": tags},
+        "properties": {"tags": ["security", *tags]},
     }
 
 
+#: The rules of XSA-97 (the guest's own verdict and its related operations).
 RULES = (
     _rule(
         RULE_HAP, "NonPreemptibleHapOperation",
@@ -125,18 +159,6 @@ RULES = (
         None, level="error",
     ),
     _rule(
-        RULE_TEARDOWN, "NonPreemptibleTeardown",
-        "Non-preemptible domain destruction (paging pool, log-dirty bitmap, p2m)",
-        "Destroying the guest frees its paging pool, its log-dirty bitmap and (since "
-        "XSA-410) its p2m; on releases without the 2015 paging-pool teardown fix "
-        "(0174da5b79) or without XSA-410's (CVE-2022-33746) that work has no preemption point "
-        "and grows with the guest's memory and pool. Whoever can destroy or reboot the guest "
-        "(the toolstack; the guest itself with on_reboot=restart) holds a physical CPU that "
-        "long. Outside XSA-97's verdict: upgrade to a release with both fixes, or keep the "
-        "guest and its pool smaller.",
-        "CVE-2022-33746", level="warning", advisory="XSA-410", uri=XSA410_URL,
-    ),
-    _rule(
         RULE_RELATED, "NonPreemptibleRelatedOperation",
         "Another non-preemptible virtual-MMU operation reaches the latency budget",
         "An operation of XSA-97's class outside its verdict (such as a paging-pool resize) "
@@ -147,7 +169,34 @@ RULES = (
 )
 
 
-_RULE_INDEX = {str(rule["id"]): i for i, rule in enumerate(RULES)}
+def advisory_rule(adv: Advisory) -> dict[str, object]:
+    """The rule of one advisory of the registry: its id, a name and descriptions from its
+    title, its page, and the tags security, id, CVEs and impact."""
+    cves = ", ".join(adv.cves) or "no CVE"
+    what = ("a denial of service: a physical CPU held without preemption, or a livelock"
+            if adv.impact == "availability" else "memory corruption (integrity)")
+    full = (f"{adv.id} ({cves}): {_sentence(adv.title)} Impact: {what}. Concerns "
+            f"{'/'.join(adv.guest_types)} guests on {', '.join(adv.arch)}; operations: "
+            f"{', '.join(adv.operations)}.")
+    if adv.mitigations:
+        full += f" Mitigations: {'; '.join(adv.mitigations)}."
+    return _rule(adv.id, _camel(adv.title) or adv.id.replace("-", ""),
+                 f"{adv.id}: {adv.title}", full, None, "error", advisory=adv.id,
+                 uri=advisory_url(adv.id), tags=(adv.id, *adv.cves, adv.impact))
+
+
+def _camel(title: str) -> str:
+    """``P2M pool freeing may take excessively long`` -> ``P2mPoolFreeingMayTake...``."""
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in title).split()
+    return "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def rules_for(audit: AuditStream) -> list[dict[str, object]]:
+    """The rules of the advisories the run reports: XSA-97's (when reported) first, then
+    one per other advisory of the registry, in its order."""
+    rules = list(RULES) if reports(audit, ADVISORY) else []
+    return rules + [advisory_rule(a) for a in registry()
+                    if a.id != ADVISORY and reports(audit, a.id)]
 
 
 def artifact_uri(path: str) -> str:
@@ -178,19 +227,29 @@ class SarifFormatter(Formatter):
 
     def write(self, audit: AuditStream, out: TextIO) -> None:
         """The SARIF log, result by result."""
+        rules = rules_for(audit)
+        index = {str(rule["id"]): i for i, rule in enumerate(rules)}
         writer = JsonListWriter(out)
-        writer.begin(self._log(audit, writer.placeholder))
+        writer.begin(self._log(audit, rules, writer.placeholder))
         fingerprints = _Fingerprints()
+        xsa97 = reports(audit, ADVISORY)
         for f in audit:
-            results = [] if f.verdict == "not_affected" else [_result(f, audit.budget_ms)]
-            for op in related_findings(f, audit.budget_ms):
-                results.append(_related_result(f, op, audit))
+            results = [_result(f, audit.budget_ms)] if xsa97 and f.verdict != "not_affected" \
+                else []
+            results += [_advisory_result(f, a, audit.budget_ms)
+                        for a in stated_advisories(f, audit) if needs_look(a)]
+            results += [_related_result(f, op, owner, audit)
+                        for op, owner in reported_related(f, audit)]
             for result in results:
+                rule = index.get(str(result["ruleId"]))
+                if rule is not None:  # §3.27.6: the rule's place in the driver's rules
+                    result = {"ruleId": result.pop("ruleId"), "ruleIndex": rule, **result}
                 fingerprints.stamp(result)
                 writer.item_text(encode_json(result, writer.newline))
-        writer.end(self._log(audit, writer.placeholder))
+        writer.end(self._log(audit, rules, writer.placeholder))
 
-    def _log(self, audit: AuditStream, results: list[object]) -> dict[str, object]:
+    def _log(self, audit: AuditStream, rules: list[dict[str, object]], results: list[object]
+             ) -> dict[str, object]:
         version = tool_version(audit)
         run: dict[str, object] = {
             "tool": {
@@ -199,7 +258,7 @@ class SarifFormatter(Formatter):
                     "version": version,
                     "semanticVersion": version,
                     "informationUri": INFORMATION_URI,
-                    "rules": list(RULES),
+                    "rules": rules,
                 }
             },
             "results": results,
@@ -216,7 +275,8 @@ class SarifFormatter(Formatter):
                     ],
                 }
             ],
-            "properties": {"budgetMs": finite(audit.budget_ms), "host": host_facts(audit)},
+            "properties": {"budgetMs": finite(audit.budget_ms), "host": host_facts(audit),
+                           "advisories": list(reported_ids(audit))},
         }
         return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
@@ -245,8 +305,10 @@ def _fingerprint_key(rule_id: str, f: Finding, op: str | None = None) -> bytes:
     return key.encode("utf-8", "surrogatepass")
 
 
-def _locations(f: Finding, result: dict[str, object]) -> None:
-    ref = decisive_ref(f)
+def _locations(f: Finding, result: dict[str, object], ref: SourceRef | None = None) -> None:
+    """``ref`` (by default the guest's decisive setting) as the location; the guest's own
+    file as a related location when ``ref`` is in another file."""
+    ref = ref if ref is not None else decisive_ref(f)
     result["locations"] = [physical_location(ref)]
     if ref.path != f.source.path:
         related = physical_location(f.source)
@@ -255,28 +317,44 @@ def _locations(f: Finding, result: dict[str, object]) -> None:
         result["relatedLocations"] = [related]
 
 
-def _related_result(f: Finding, op: OpStall, audit: AuditStream) -> dict[str, object]:
-    rule_id = _RULE_BY_RELATED_OP.get(op.op, RULE_RELATED)
+def _skeleton(rule_id: str, kind: str, level: str, text: str, f: Finding,
+              ref: SourceRef | None = None, op: str | None = None) -> dict[str, object]:
+    """A result's fields before its properties (``ruleIndex`` and the fingerprint are added
+    as it is written)."""
+    result: dict[str, object] = {
+        "ruleId": rule_id,
+        "kind": kind,
+        "level": level,
+        "message": {"text": text},
+    }
+    _locations(f, result, ref)
+    result["_fingerprint_key"] = _fingerprint_key(rule_id, f, op)
+    return result
+
+
+def _guest_text(f: Finding) -> str:
+    """``Guest 'web' (hap paging, Xen 4.4.0)``; ``(pv guest, ...)`` without a paging mode."""
+    kind = f"{f.paging} paging" if f.paging else f"{f.guest_type or 'unknown'} guest"
+    return f"Guest '{one_line(display_name(f))}' ({kind}, Xen {f.xen_version or '?'})"
+
+
+def _related_result(f: Finding, op: OpStall, owner: str | None,
+                    audit: AuditStream) -> dict[str, object]:
+    """A related finding, under the rule of ``owner`` (the reported advisory that covers the
+    operation), else ``RELATED-OPERATION``."""
+    rule_id = owner or RULE_RELATED
     severity = related_severity(op, audit)
     who = " or ".join(p.replace("_", " ") for p in op.started_by) or "?"
     text = (
-        f"Guest '{one_line(display_name(f))}' ({f.paging or 'unknown'} paging, Xen "
-        f"{f.xen_version or '?'}): {op.op} can hold a physical CPU for up to "
+        f"{_guest_text(f)}: {op.op} can hold a physical CPU for up to "
         f"{format_ms(op.worst_case_ms)} ms without preemption (budget "
         f"{format_number(audit.budget_ms)} ms); started by the {who}. Outside the XSA-97 "
         "verdict."
     )
     if op.reference:
         text += f" Reference: {op.reference}."
-    result: dict[str, object] = {
-        "ruleId": rule_id,
-        "ruleIndex": _RULE_INDEX[rule_id],
-        "kind": "fail",
-        "level": _LEVEL_BY_SEVERITY.get(severity, "note"),
-        "message": {"text": text},
-    }
-    _locations(f, result)
-    result["_fingerprint_key"] = _fingerprint_key(rule_id, f, op.op)
+    result = _skeleton(rule_id, "fail", _LEVEL_BY_SEVERITY.get(severity, "note"), text, f,
+                       op=op.op)
     result["properties"] = {
         "guest": f.name,
         "operation": op.op,
@@ -288,12 +366,50 @@ def _related_result(f: Finding, op: OpStall, audit: AuditStream) -> dict[str, ob
         "startedBy": list(op.started_by),
         "reference": op.reference,
         "xenVersion": f.xen_version,
-        "tags": ["security", "XSA-410" if rule_id == RULE_TEARDOWN else "XSA-97"],
+        "tags": ["security", owner or ADVISORY],
+    }
+    return result
+
+
+def _advisory_result(f: Finding, a: AdvisoryFinding, budget_ms: float) -> dict[str, object]:
+    """An affected or unknown finding of an advisory other than XSA-97, under its rule."""
+    cves = ", ".join(a.cves) or "no CVE"
+    head = f"{_guest_text(f)}, {a.id} ({cves}, {a.title or 'see the advisory'})"
+    if a.verdict == "affected":
+        kind, level = "fail", _LEVEL_BY_SEVERITY.get(a.severity, "note")
+        what = advisory_impact(a, budget_ms)
+        text = f"{head}: affected{', ' + what if what else ''}; {fixed_text(a.fixed)}."
+        if a.mitigations:
+            text += f" Fix: {_sentence(a.mitigations[0])}"
+    else:  # §3.27.10: level "none" whenever kind is not "fail"
+        kind, level = "review", "none"
+        why = a.reasons[0] if a.reasons else "no reason recorded"
+        text = f"{head}: could not be assessed: {_sentence(why)}"
+    result = _skeleton(a.id, kind, level, text, f, a.decisive)
+    result["properties"] = {
+        "guest": f.name,
+        "advisory": a.id,
+        "cves": list(a.cves),
+        "verdict": a.verdict,
+        "severity": a.severity,
+        "impact": a.impact,
+        "worstCaseMs": None if a.unbounded else finite(a.worst_case_ms),
+        "worstCaseMsLow": None if a.unbounded else finite(a.worst_case_ms_low),
+        "unbounded": a.unbounded,
+        "figure": advisory_figure(a),
+        "fixed": a.fixed,
+        "budgetMs": finite(budget_ms),
+        "operations": list(a.operations),
+        "mitigations": list(a.mitigations),
+        "reasons": list(a.reasons),
+        "xenVersion": f.xen_version,
+        "tags": ["security", a.id, *a.cves, a.impact],
     }
     return result
 
 
 def _result(f: Finding, budget_ms: float) -> dict[str, object]:
+    """The guest's XSA-97 result (affected or unknown)."""
     cve = finding_cve(f)
     name = one_line(display_name(f))
     mitigation = first_mitigation(f)
@@ -305,9 +421,9 @@ def _result(f: Finding, budget_ms: float) -> dict[str, object]:
         level = _LEVEL_BY_SEVERITY.get(f.severity, "note")
         kind = "fail"
         text = (
-            f"Guest '{name}' ({f.paging or 'unknown'} paging, Xen {f.xen_version or '?'}) can "
-            f"hold a physical CPU for up to {format_ms(f.worst_case_ms)} ms without preemption "
-            f"(budget {format_number(budget_ms)} ms)."
+            f"{_guest_text(f)} can hold a physical CPU for up to "
+            f"{format_ms(f.worst_case_ms)} ms without preemption (budget "
+            f"{format_number(budget_ms)} ms)."
         )
         if mitigation is not None:
             text += f" Fix: {_sentence(mitigation.text)}"
@@ -317,15 +433,7 @@ def _result(f: Finding, budget_ms: float) -> dict[str, object]:
         text = f"Guest '{name}' could not be assessed for XSA-97: {_sentence(why)}"
         if mitigation is not None:
             text += f" Suggested: {_sentence(mitigation.text)}"
-    result: dict[str, object] = {
-        "ruleId": rule_id,
-        "ruleIndex": _RULE_INDEX[rule_id],
-        "kind": kind,
-        "level": level,
-        "message": {"text": text},
-    }
-    _locations(f, result)
-    result["_fingerprint_key"] = _fingerprint_key(rule_id, f)
+    result = _skeleton(rule_id, kind, level, text, f)
     result["properties"] = {
         "guest": f.name,
         "verdict": f.verdict,
@@ -341,7 +449,7 @@ def _result(f: Finding, budget_ms: float) -> dict[str, object]:
         "poolKib": f.pool_kib,
         "vcpus": f.vcpus,
         "mitigation": None if mitigation is None else mitigation.action,
-        "tags": ["security", "XSA-97"] + ([cve] if cve else []),
+        "tags": ["security", ADVISORY] + ([cve] if cve else []),
     }
     return result
 

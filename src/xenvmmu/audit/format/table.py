@@ -8,8 +8,16 @@ about each affected or unknown guest (its reasons, its related findings and its 
 ``verbose`` gives the reasons of every guest), the related findings of the other guests (an
 operation outside the verdict that this release does not preempt and that reaches the
 budget, such as an XSA-410 p2m teardown), the inputs that could not be read, and a one-line
-summary. ``summary_only`` gives the fleet summary instead: counts per verdict, severity and
-release, and the ten worst guests.
+summary. Under each guest, its other advisories (``Finding.advisories``) that are affected
+(verdict, severity, range or ``unbounded``, ``integrity impact`` for a memory corruption,
+CVEs, fix, mitigations) or unknown (with what is missing); ``verbose``: every one, with its
+reasons. A line per reported advisory with its counts precedes the summary line.
+``summary_only`` gives the fleet summary instead: counts per verdict, severity, release and
+advisory, and the ten worst guests.
+
+``--advisory`` without XSA-97: the row's FIXED, WORST ms, VERDICT and SEVERITY are the
+guest's worst reported advisory's (:func:`~xenvmmu.audit.format.base.headline`), and no
+XSA-97 reason, fix or related operation is written.
 
 With ``width`` the table is fitted to that many columns: the least needed columns are left
 out (POOL MiB, TYPE, MEM MiB, FIXED), then long guest names are cut at the end and paths at
@@ -29,21 +37,29 @@ from typing import IO, TextIO
 
 from xenvmmu.audit.findings import AuditStream, Finding, OpStall, Verdict
 from xenvmmu.audit.format.base import (
+    ADVISORY,
     SEVERITIES,
     Formatter,
+    Headline,
+    Headlines,
     Tally,
+    advisory_counts,
+    advisory_text,
     copy_spool,
-    decisive_ref,
     display_name,
     format_int,
     format_mib,
     format_ms_range,
-    needs_attention,
+    guest_advisories,
+    looks_needed,
+    needs_look,
     one_line,
     register,
-    related_findings,
     related_severity,
     related_text,
+    reported_ids,
+    reported_related,
+    reports,
     shortest_unique_suffixes,
     spool,
     summary_line,
@@ -67,6 +83,12 @@ LEGEND = (
     "FIXED: whether the release has the xsa97-hap fix (the HAP log-dirty walk made "
     "preemptible: 4.3.4, 4.4.2, 4.5.0 and later, or --patched xsa97-hap; ? unknown). No "
     "release fixes shadow paging (CVE-2014-5149)."
+)
+#: the legend of a run that does not report XSA-97 (``{}``: the advisories it reports)
+LEGEND_NARROWED = (
+    "FIXED, WORST ms, VERDICT, SEVERITY: the guest's worst advisory among those reported "
+    "({}); FIXED: whether this release has its fix (? unknown, or no reported advisory "
+    "concerns the guest)."
 )
 ELLIPSIS = "…"
 
@@ -103,13 +125,14 @@ class TableFormatter(Formatter):
         widths = [_width(title) for title in HEADER]
         paths: set[str] = set()
         tally = Tally(keep=WORST_GUESTS)
-        budget = audit.budget_ms
+        heads = Headlines(audit)
         with spool() as rows, spool() as details:
             for f in audit:
-                row = self._row(f)
+                head = heads(f)
+                row = self._row(f, head)
                 paths.add(row[_SOURCE])
-                related = related_findings(f, budget)
-                tally.add(f, row, bool(related))
+                related = tuple(op for op, _ in reported_related(f, audit))
+                tally.add(f, head, row, bool(related))
                 if self.summary_only:
                     continue
                 for i, cell in enumerate(row):
@@ -117,18 +140,18 @@ class TableFormatter(Formatter):
                         w = len(cell) if cell.isascii() else _width(cell)
                         if w > widths[i]:
                             widths[i] = w
-                rows.write(f"{f.verdict}\t" + "\t".join(row) + "\n")
-                if self.verbose or related or needs_attention(f):
-                    details.write("\n".join(self._details(f, related, audit)) + "\n")
+                rows.write(f"{head.verdict}\t" + "\t".join(row) + "\n")
+                if self.verbose or related or looks_needed(f, head, audit):
+                    details.write("\n".join(self._details(f, head, related, audit)) + "\n")
             suffix = shortest_unique_suffixes(paths)
             del paths
             if self.summary_only:
-                self._summary(audit, tally, suffix, out)
+                self._summary(audit, tally, heads, suffix, out)
                 return
             blocks = _Blocks(out)
             if audit.guests:
                 widths[_SOURCE] = max([widths[_SOURCE], *(_width(s) for s in suffix.values())])
-                self._table(rows, widths, suffix, blocks)
+                self._table(rows, widths, suffix, blocks, audit)
             if details.tell():
                 blocks.start()
                 copy_spool(details, out)
@@ -139,11 +162,12 @@ class TableFormatter(Formatter):
                 where = err.path if err.line is None else f"{err.path}:{err.line}"
                 out.write(f"  {one_line(where)}: {one_line(err.message)}\n")
         blocks.start()
-        out.write(summary_line(audit) + "\n")
+        lines = [*self._advisory_lines(audit), summary_line(audit, heads.counts)]
+        out.write("".join(line + "\n" for line in lines))
 
     # --- the table --------------------------------------------------------------------------
 
-    def _row(self, f: Finding) -> tuple[str, ...]:
+    def _row(self, f: Finding, head: Headline) -> tuple[str, ...]:
         return (
             one_line(display_name(f)),
             one_line(f.source.path),
@@ -151,14 +175,15 @@ class TableFormatter(Formatter):
             f.paging or "-",
             format_int(f.memory_mib),
             format_mib(f.pool_kib),
-            yes_no(f.xsa97_fixed),
-            format_ms_range(f.worst_case_ms_low, f.worst_case_ms),
-            verdict_label(f.verdict),
-            f.severity,
+            yes_no(head.fixed),
+            "unbounded" if head.unbounded
+            else format_ms_range(head.worst_case_ms_low, head.worst_case_ms),
+            verdict_label(head.verdict),
+            head.severity,
         )
 
     def _table(self, rows: IO[str], widths: list[int], suffix: dict[str, str],
-               blocks: _Blocks) -> None:
+               blocks: _Blocks, audit: AuditStream) -> None:
         out = blocks.out
         shown, fitted, note = self._fit(HEADER, widths)
         blocks.start()
@@ -171,7 +196,8 @@ class TableFormatter(Formatter):
             out.write(self._line(cells, shown, fitted, _VERDICT[verdict]) + "\n")
         legend = [note] if note else []
         if HEADER.index("FIXED") in shown:
-            legend.append(LEGEND)
+            legend.append(LEGEND if reports(audit, ADVISORY)
+                          else LEGEND_NARROWED.format(", ".join(reported_ids(audit))))
         if legend:
             blocks.start()
             out.write("".join(self._wrap(line, "", "  ") + "\n" for line in legend))
@@ -239,35 +265,37 @@ class TableFormatter(Formatter):
 
     # --- details ----------------------------------------------------------------------------
 
-    def _details(self, f: Finding, related: tuple[OpStall, ...],
+    def _details(self, f: Finding, head: Headline, related: tuple[OpStall, ...],
                  audit: AuditStream) -> list[str]:
-        ref = decisive_ref(f)
+        ref = head.decisive
         where = ref.path if ref.line is None else f"{ref.path}:{ref.line}"
         if ref.key:
             where += f", {ref.key}"
-        head = f"{one_line(display_name(f))}: {self._paint(verdict_label(f.verdict), f.verdict)}"
-        if f.verdict == "affected":
-            head += f", {f.severity}"
-        if f.cve and f.verdict != "not_affected":
-            head += f", {f.cve}"
-        out = [f"{head} ({one_line(where)})"]
-        if self.verbose or needs_attention(f):
-            out += [self._wrap(one_line(reason), "  - ", "    ") for reason in f.reasons]
+        line = (f"{one_line(display_name(f))}: "
+                f"{self._paint(verdict_label(head.verdict), head.verdict)}")
+        if head.verdict == "affected":
+            line += f", {head.severity}"
+        if head.xsa97 and f.cve and f.verdict != "not_affected":
+            line += f", {f.cve}"
+        elif not head.xsa97 and head.advisory is not None:
+            line += f", {head.advisory}"
+        out = [f"{line} ({one_line(where)})"]
+        own = head.xsa97 or head.advisory is None  # an advisory's reasons are on its line
+        if own and (self.verbose or head.verdict != "not_affected"):
+            out += [self._wrap(one_line(reason), "  - ", "    ") for reason in head.reasons]
         for op in related:
             text = related_text(op, related_severity(op, audit))
             out.append(self._wrap(one_line(text), "  related: ", "    "))
-        for i, mitigation in enumerate(f.mitigations, 1):
-            out.append(self._wrap(f"{one_line(mitigation.text)} [{mitigation.action}]",
-                                  f"  fix {i}: ", "    "))
-        for adv in f.advisories:  # the other advisories of the registry this guest meets
-            if adv.id == "XSA-97" or adv.verdict != "affected":
+        if head.xsa97:
+            for i, mitigation in enumerate(f.mitigations, 1):
+                out.append(self._wrap(f"{one_line(mitigation.text)} [{mitigation.action}]",
+                                      f"  fix {i}: ", "    "))
+        for adv in guest_advisories(f, audit):  # the other advisories this guest meets
+            if not (self.verbose or needs_look(adv)):
                 continue
-            text = (f"affected, {format_ms_range(adv.worst_case_ms_low, adv.worst_case_ms)} ms "
-                    f"({', '.join(adv.cves)}; {'fixed' if adv.fixed else 'not fixed'} in this "
-                    "release)")
-            if adv.mitigations:
-                text += "; " + " ".join(adv.mitigations)
-            out.append(self._wrap(one_line(text), f"  {adv.id}: ", "    "))
+            out.append(self._wrap(one_line(advisory_text(adv)), f"  {adv.id}: ", "    "))
+            if self.verbose:
+                out += [self._wrap(one_line(r), "    - ", "      ") for r in adv.reasons]
         return out
 
     def _wrap(self, text: str, first: str, later: str) -> str:
@@ -278,8 +306,8 @@ class TableFormatter(Formatter):
 
     # --- summary ----------------------------------------------------------------------------
 
-    def _summary(self, audit: AuditStream, tally: Tally, suffix: dict[str, str],
-                 out: TextIO) -> None:
+    def _summary(self, audit: AuditStream, tally: Tally, heads: Headlines,
+                 suffix: dict[str, str], out: TextIO) -> None:
         v, s = tally.verdicts, tally.severities
         lines = [
             f"Verdicts:    {v['affected']} affected, {v['not_affected']} not affected, "
@@ -290,6 +318,7 @@ class TableFormatter(Formatter):
             f"Related:     {tally.related} guest{'' if tally.related == 1 else 's'} with a "
             "related finding (an operation outside the verdict that reaches the budget; "
             "listed without --summary)",
+            *self._advisory_lines(audit),
             f"Input errors: {len(audit.errors)}",
         ]
         out.write("\n".join(self._wrap(line, "", "             ") for line in lines) + "\n")
@@ -305,7 +334,12 @@ class TableFormatter(Formatter):
             out.write(self._line(WORST_COLUMNS, shown, fitted, None, WORST_COLUMNS) + "\n")
             for r in rows:
                 out.write(self._line(r, shown, fitted, _LABELS[r[4]], WORST_COLUMNS) + "\n")
-        out.write("\n" + summary_line(audit) + "\n")
+        out.write("\n" + summary_line(audit, heads.counts) + "\n")
+
+    def _advisory_lines(self, audit: AuditStream) -> list[str]:
+        """``XSA-344:     2 affected, 5 not affected, 0 unknown`` per reported advisory."""
+        return [f"{advisory_id + ':':<12} {n['affected']} affected, {n['not_affected']} not "
+                f"affected, {n['unknown']} unknown" for advisory_id, n in advisory_counts(audit)]
 
     def _paint(self, text: str, verdict: Verdict) -> str:
         if not self.color:
