@@ -248,3 +248,15 @@ def test_remove_setting(line: str, expected: str | None) -> None:
     lines = ["a = 1", line, "b = 2"]
     assert _remove_setting(lines, 2, "hap")
     assert lines == (["a = 1", "b = 2"] if expected is None else ["a = 1", expected, "b = 2"])
+
+
+def test_explain_lists_every_advisory_of_the_guest(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = REPO / "examples" / "advisories" / "xsa-380-maptrack.cfg"
+    main(["explain", "--xen-version", "4.13.3", "--cmdline", "gnttab_max_maptrack_frames=4096",
+          str(cfg)])
+    out = capsys.readouterr().out
+    section = out[out.index("Advisories"):]
+    assert "XSA-380 (CVE-2021-28698): affected, high" in section
+    assert "decided by max_maptrack_frames (line 10)" in section
+    assert "fix: Upgrade Xen to 4.13.4 or later (XSA-380 fixed)." in section
+    assert "XSA-344 (CVE-2020-25601): not affected" in section

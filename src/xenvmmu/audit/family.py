@@ -188,13 +188,14 @@ def maptrack(adv: Advisory, ctx: GuestContext) -> AdvisoryFinding:
     if guest.type == "pv" and guest.pci_devices:
         ops.append(("maptrack_mapkind", analytic.mapkind(lim.entries, beh)))
     priced = [(name, *_priced(ctx, est)) for name, est in ops]
-    name, worst, low = max(priced, key=lambda p: p[1])
+    _, worst, low = max(priced, key=lambda p: p[1])
     verdict = _verdict(ctx, worst)
+    release_worst, release_low = priced[0][1], priced[0][2]
+    sections = ("in one section" if not fixed
+                else f"in sections of one maptrack page ({lim.per_frame} mappings)")
     reasons = [f"{_head(adv)}; maptrack limit {lim.frames:,} frames = {lim.entries:,} "
                f"mappings ({lim.reason}): releasing them all when the guest is destroyed "
-               f"takes {_within(ctx, low, worst) if name == 'maptrack_release' else ''}"
-               .rstrip() + (" in one section" if not fixed else " in sections of one "
-                            f"maptrack page ({lim.per_frame} mappings)")]
+               f"takes, {sections}, {_within(ctx, release_low, release_worst)}"]
     if len(priced) > 1:
         reasons.append(f"the guest is PV with {guest.pci_devices} passthrough device(s): each "
                        "grant map or unmap searches its maptrack table (mapkind) "
@@ -237,6 +238,11 @@ def _pod(guest: GuestSpec) -> tuple[int, int] | None:
     return maxmem_pages, guest.memory_mib * 256
 
 
+def _no_pod_fix(g: GuestSpec) -> str:
+    return (f"Set maxmem = memory ({g.memory_mib} MiB) so the guest does not use "
+            "populate-on-demand.")
+
+
 def _no_pod(adv: Advisory, ctx: GuestContext) -> AdvisoryFinding:
     return advisory_finding(
         adv, "not_affected", ctx.settings, ctx.host, worst=None, low=None, operations=(),
@@ -276,8 +282,7 @@ def pod_sweep(adv: Advisory, ctx: GuestContext) -> AdvisoryFinding:
                        f"({vendor}); pass --cpu-vendor")
     fixes: list[str] = []
     if verdict == "affected":
-        fixes.append(f"Set maxmem = memory ({g.memory_mib} MiB) so the guest does not use "
-                     "populate-on-demand (or memory = maxmem).")
+        fixes.append(_no_pod_fix(g))
         if not fixed:
             fixes.append(upgrade(adv, ctx.profile))
     return advisory_finding(adv, verdict, ctx.settings, ctx.host, worst=worst, low=low,
@@ -320,8 +325,7 @@ def pod_livelock(adv: Advisory, ctx: GuestContext) -> AdvisoryFinding:
                  f"fully 4 KiB-mapped p2m ({ctx.p2m_pool_pages * 4:,} KiB); once it runs "
                  "out while a superpage is shattered, the guest's fault is retried forever "
                  "on a physical CPU"],
-        mitigations=[f"Set maxmem = memory ({g.memory_mib} MiB) so the guest does not use "
-                     "populate-on-demand.", upgrade(adv, ctx.profile)])
+        mitigations=[_no_pod_fix(g), upgrade(adv, ctx.profile)])
 
 
 # -- XSA-409 / XSA-427 / XSA-428 -------------------------------------------------------------

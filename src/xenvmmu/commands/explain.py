@@ -150,6 +150,26 @@ class _Explainer:
         out += [f"  - {one_line(r)}" for r in self.f.reasons] or ["  (no reasons recorded)"]
         out += ["", *self._operations()]
         out += ["", *self._mitigations()]
+        if self.f.advisories:
+            out += ["", *self._advisories()]
+        return out
+
+    def _advisories(self) -> list[str]:
+        """Every registry advisory that concerns the guest: verdict, figure, where it is
+        decided, why, and what helps (``xenvmmu advisories`` has the sources)."""
+        out = ["Advisories (xenvmmu advisories NAME for the sources):"]
+        for a in self.f.advisories:
+            figure = ("unbounded" if a.unbounded else "no figure" if a.worst_case_ms is None
+                      else f"{format_ms_range(a.worst_case_ms_low, a.worst_case_ms)} ms")
+            fixed = {True: "fixed", False: "not fixed", None: "fix unknown"}[a.fixed]
+            where = ""
+            if a.decisive is not None and a.decisive.line is not None:
+                where = f", decided by {a.decisive.key} (line {a.decisive.line})"
+            out.append(f"  {a.id} ({', '.join(a.cves)}): {verdict_label(a.verdict)}"
+                       f"{', ' + a.severity if a.verdict == 'affected' else ''}, {figure}, "
+                       f"{a.impact}, {fixed} in this release{where}")
+            out += [f"      - {one_line(r)}" for r in a.reasons]
+            out += [f"      fix: {one_line(m)}" for m in a.mitigations]
         return out
 
     def _head(self) -> list[str]:
