@@ -17,11 +17,12 @@ guest's file and name (:class:`_Assessor`), which gives the same finding.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass, replace
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from .. import __version__, xlcfg
 from ..costs import CostProfile, default_profile, load_profile
@@ -345,8 +346,8 @@ def _instance(template: Finding, marked: frozenset[str], source: str,
         changes["name"] = name
     d = template.decisive
     if d is not None and d.path == _SOURCE_MARK:
-        changes["decisive"] = replace(d, path=source)
-    return replace(template, **changes)  # type: ignore[arg-type]
+        changes["decisive"] = _evolve(d, {"path": source})
+    return cast(Finding, _evolve(template, changes))
 
 
 def _marked(guest: GuestSpec) -> bool:
@@ -371,18 +372,50 @@ def _holds(value: object, mark: str) -> bool:
 
 
 def _unmark(value: object, source: str) -> object:
-    """``value`` with the file stand-in replaced by ``source`` in every text."""
+    """``value`` with the file stand-in replaced by ``source`` in every text; the very same
+    object where there is nothing to replace (one walk, no copies of unchanged parts)."""
     if isinstance(value, str):
         return value.replace(_SOURCE_MARK, source) if _SOURCE_MARK in value else value
     if isinstance(value, tuple):
         if all(type(v) is str for v in value):  # reasons: the usual case, made fast
+            if not any(_SOURCE_MARK in v for v in value):
+                return value
             return tuple(v.replace(_SOURCE_MARK, source) for v in value)
-        return tuple(_unmark(v, source) for v in value)
+        items = [_unmark(v, source) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
     if is_dataclass(value) and not isinstance(value, type):
-        changed = {f.name: _unmark(getattr(value, f.name), source) for f in fields(value)
-                   if f.init and _holds(getattr(value, f.name), _SOURCE_MARK)}
-        return replace(value, **changed) if changed else value
+        changed = {}
+        for name in _text_fields(type(value)):
+            old = getattr(value, name)
+            if old is None or type(old) in _PLAIN:
+                continue
+            new = _unmark(old, source)
+            if new is not old:
+                changed[name] = new
+        return _evolve(value, changed) if changed else value
     return value
+
+
+#: Values that hold no text: nothing to replace in them.
+_PLAIN = frozenset({int, float, bool})
+
+
+@functools.cache
+def _text_fields(cls: type) -> tuple[str, ...]:
+    """A dataclass's init fields (cached: ``fields()`` is slow in a loop over a fleet)."""
+    return tuple(f.name for f in fields(cls) if f.init)
+
+
+def _evolve(value: Any, changes: dict[str, object]) -> Any:
+    """``dataclasses.replace`` for the findings' plain frozen dataclasses (no
+    ``__post_init__``, no slots), without re-running ``__init__``: a copy of the instance
+    dictionary with ``changes`` written in (a fleet makes one per guest and field)."""
+    if getattr(value, "__post_init__", None) is not None or not hasattr(value, "__dict__"):
+        return replace(value, **changes)
+    new = object.__new__(type(value))
+    new.__dict__.update(value.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def _guests(item: Input, profile: Profile, host: HostSpec, errors: list[InputError],
