@@ -92,7 +92,15 @@ def _head(adv: Advisory) -> str:
 
 
 def _at(guest: GuestSpec, key: str, line: int | None) -> SourceRef:
-    return SourceRef(clean_text(guest.source), line, key if line is not None else None)
+    """A setting of the guest's own file (path ``""``: see ``AdvisoryFinding.decisive``)."""
+    return SourceRef("", line, key if line is not None else None)
+
+
+def own_file(guest: GuestSpec, ref: SourceRef | None) -> SourceRef | None:
+    """``ref`` with the guest's own file as ``""`` (``AdvisoryFinding.decisive``)."""
+    if ref is not None and ref.path == clean_text(guest.source):
+        return SourceRef("", ref.line, ref.key)
+    return ref
 
 
 #: The guest's settings an advisory may be decided by (registry ``decided_by``), and where

@@ -116,8 +116,18 @@ class AdvisoryFinding:
     severity: Severity = "none"
     #: the operation has no bound at all once triggered (a livelock, an unbounded list)
     unbounded: bool = False
-    #: the setting that decides it (``max_event_channels``, ``maxmem``...), for locations
+    #: the setting that decides it (``max_event_channels``, ``maxmem``...), for locations;
+    #: a ``path`` of ``""`` is the guest's own file (so that guests of one shape share their
+    #: advisory findings): :meth:`location` resolves it
     decisive: SourceRef | None = None
+
+    def location(self, guest_file: SourceRef) -> SourceRef | None:
+        """``decisive`` with the guest's own file (``guest_file``, the finding's ``source``)
+        written in where it stands for it."""
+        d = self.decisive
+        if d is None or d.path:
+            return d
+        return SourceRef(guest_file.path, d.line, d.key)
 
     @property
     def url(self) -> str:

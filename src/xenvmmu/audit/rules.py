@@ -26,6 +26,7 @@ from .family import (
     GuestContext,
     advisory_finding,
     fixed_by,
+    own_file,
     p2m_pool_pages,
     setting_ref,
     upgrade,
@@ -148,8 +149,8 @@ def advisory_findings(
             adv, verdict, settings, host, worst=worst, low=low,
             operations=tuple(o.op for o in mine), fixed=fixed, reasons=reasons,
             mitigations=fixes if verdict == "affected" else (),
-            decisive=(decisive if adv.id == "XSA-97" or not adv.decided_by
-                      else setting_ref(guest, adv.decided_by) or decisive),
+            decisive=own_file(guest, decisive if adv.id == "XSA-97" or not adv.decided_by
+                              else setting_ref(guest, adv.decided_by) or decisive),
         ))
     return tuple(out)
 

@@ -458,7 +458,7 @@ def headline(f: Finding, audit: AuditReport | AuditStream) -> Headline:
         return Headline(None, "unknown" if unknown else "not_affected", "none", None, None,
                         None, f.reasons if unknown else (), decisive_ref(f))
     return Headline(a.id, a.verdict, a.severity, a.worst_case_ms, a.worst_case_ms_low,
-                    a.fixed, a.reasons, a.decisive or decisive_ref(f), a.unbounded, a)
+                    a.fixed, a.reasons, a.location(f.source) or decisive_ref(f), a.unbounded, a)
 
 
 class Headlines:

@@ -154,7 +154,7 @@ class _Operations:
 def _guest(f: Finding, head: Headline, audit: AuditReport | AuditStream,
            operations: object = None) -> dict[str, object]:
     own = head.xsa97
-    d = head.finding.decisive if head.finding is not None else f.decisive
+    d = head.finding.location(f.source) if head.finding is not None else f.decisive
     return {
         "source": f.source.path,
         "line": decisive_line(f, head.decisive),
@@ -171,12 +171,12 @@ def _guest(f: Finding, head: Headline, audit: AuditReport | AuditStream,
         if operations is None else operations,
         "paging_reasons": list(f.paging_reasons),
         "uuid": f.uuid,
-        "advisories": [_advisory(a) for a in guest_advisories(f, audit, xsa97=True)],
+        "advisories": [_advisory(a, f) for a in guest_advisories(f, audit, xsa97=True)],
     }
 
 
-def _advisory(a: AdvisoryFinding) -> dict[str, object]:
-    d = a.decisive
+def _advisory(a: AdvisoryFinding, f: Finding) -> dict[str, object]:
+    d = a.location(f.source)
     return {
         "id": a.id,
         "cves": list(a.cves),

@@ -385,7 +385,7 @@ def _advisory_result(f: Finding, a: AdvisoryFinding, budget_ms: float) -> dict[s
         kind, level = "review", "none"
         why = a.reasons[0] if a.reasons else "no reason recorded"
         text = f"{head}: could not be assessed: {_sentence(why)}"
-    result = _skeleton(a.id, kind, level, text, f, a.decisive)
+    result = _skeleton(a.id, kind, level, text, f, a.location(f.source))
     result["properties"] = {
         "guest": f.name,
         "advisory": a.id,
