@@ -49,6 +49,7 @@ from xenvmmu.audit.findings import (
     Finding,
     InputError,
     OpStall,
+    SourceRef,
     Verdict,
 )
 from xenvmmu.audit.format.base import (
@@ -96,8 +97,9 @@ class JsonFormatter(Formatter):
         heads = Headlines(audit)
         writer.begin(self._document(audit, writer.placeholder, heads.counts))
         operations = _Operations(writer.newline + "  ", audit)
+        advisories = _Advisories(writer.newline + "  ", audit)
         for f in audit:
-            guest = _guest(f, heads(f), audit, operations(f.ops))
+            guest = _guest(f, heads(f), audit, operations(f.ops), advisories(f))
             writer.item_text(encode_json(guest, writer.newline))
         writer.end(self._document(audit, writer.placeholder, heads.counts))
 
@@ -151,8 +153,41 @@ class _Operations:
         return text
 
 
+#: Stands for the guest's own file in an advisories list encoded once for every guest of a
+#: shape (:class:`_Advisories`); no path holds it (a NUL byte).
+_OWN_FILE = "\x00xenvmmu-guest-file\x00"
+_STR = json.encoder.encode_basestring_ascii  # as encode_json writes strings
+_OWN_FILE_JSON = _STR(_OWN_FILE)[1:-1]
+
+
+class _Advisories:
+    """The ``advisories`` list of a guest, encoded once per advisory-findings tuple (guests
+    of one shape share it: their advisories name their own file as ``""``) with a stand-in
+    for the guest's file that each guest's path then replaces."""
+
+    def __init__(self, newline: str, audit: AuditStream) -> None:
+        self.newline = newline
+        self.audit = audit
+        self.cache: dict[int, tuple[tuple[AdvisoryFinding, ...], str]] = {}
+
+    def __call__(self, f: Finding) -> RawJson:
+        advs = f.advisories
+        hit = self.cache.get(id(advs))
+        if hit is None or hit[0] is not advs:
+            stand_in = SourceRef(_OWN_FILE)
+            text = encode_json([_advisory(a, stand_in) for a in
+                                guest_advisories(f, self.audit, xsa97=True)], self.newline)
+            if len(self.cache) >= 4096:
+                self.cache.clear()
+            hit = self.cache[id(advs)] = (advs, text)
+        text = hit[1]
+        if _OWN_FILE_JSON in text:
+            text = text.replace(_OWN_FILE_JSON, _STR(f.source.path)[1:-1])
+        return RawJson(text)
+
+
 def _guest(f: Finding, head: Headline, audit: AuditReport | AuditStream,
-           operations: object = None) -> dict[str, object]:
+           operations: object = None, advisories: object = None) -> dict[str, object]:
     own = head.xsa97
     d = head.finding.location(f.source) if head.finding is not None else f.decisive
     return {
@@ -171,12 +206,13 @@ def _guest(f: Finding, head: Headline, audit: AuditReport | AuditStream,
         if operations is None else operations,
         "paging_reasons": list(f.paging_reasons),
         "uuid": f.uuid,
-        "advisories": [_advisory(a, f) for a in guest_advisories(f, audit, xsa97=True)],
+        "advisories": [_advisory(a, f.source) for a in guest_advisories(f, audit, xsa97=True)]
+        if advisories is None else advisories,
     }
 
 
-def _advisory(a: AdvisoryFinding, f: Finding) -> dict[str, object]:
-    d = a.location(f.source)
+def _advisory(a: AdvisoryFinding, guest_file: SourceRef) -> dict[str, object]:
+    d = a.location(guest_file)
     return {
         "id": a.id,
         "cves": list(a.cves),
