@@ -279,3 +279,26 @@ def test_narrowed_document(validator: jsonschema.Draft202012Validator) -> None:
 def test_document_is_what_write_gives() -> None:
     report = advisory_report(("XSA-344", "XSA-410"))
     assert JsonFormatter().document(report) == render(report)
+
+
+def test_advisories_of_a_shape_name_each_guests_own_file() -> None:
+    """Guests of one shape share their advisory findings, whose deciding setting names the
+    guest's own file as ``""``; each guest's JSON has its own path there, escaped like any
+    other string (quotes, backslashes, non-ASCII)."""
+    from xenvmmu.audit.findings import AdvisoryFinding, AuditStream
+
+    adv = AdvisoryFinding(id="XSA-344", cves=("CVE-2020-25601",), verdict="affected",
+                          worst_case_ms=65.5, worst_case_ms_low=13.1, operations=("evtchn_reset",),
+                          fixed=False, decisive=SourceRef("", 6, "max_event_channels"))
+    shared = (adv,)
+    paths = ['/etc/xen/a.cfg', '/etc/xen/"quoted"\\b.cfg', "/etc/xen/\u00e9t\u00e9.cfg"]
+    findings = [replace(PV, name=f"g{i}", source=SourceRef(p), advisories=shared)
+                for i, p in enumerate(paths)]
+    report = AuditReport(findings=tuple(findings))
+    doc = render(report)
+    assert [g["advisories"][0]["decisive"]["path"] for g in doc["guests"]] == paths
+    assert JsonFormatter().document(report) == doc
+    import io
+    out = io.StringIO()
+    JsonFormatter().write(AuditStream.of(report), out)
+    assert json.loads(out.getvalue()) == doc
