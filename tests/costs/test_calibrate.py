@@ -32,7 +32,8 @@ from ..conftest import REPO
 
 #: The units the compiled kernels measure; --no-compiler measures only the sequential ones.
 COMPILED = {"entries_read", "entries_written", "lock_round_trips", "bytes_copied",
-            "bytes_zeroed", "hash_hops", "refcount_drops", "pages_allocated", "pages_freed"}
+            "bytes_zeroed", "bytes_scanned", "hash_hops", "refcount_drops", "pages_allocated",
+            "pages_freed"}
 SEQUENTIAL = {"bytes_copied", "bytes_zeroed"}
 MEASURED = "measured by xenvmmu calibrate on "
 

@@ -18,6 +18,8 @@ lock_round_trips   the rewrite with a spinlock round trip and a 4-word CPU-mask 
                    each entry write, through a function pointer (4.4 NPT), minus the rewrite
 bytes_copied       scattered 4 KiB bitmap pages copied to a contiguous buffer
 bytes_zeroed       the scattered pages zeroed
+bytes_scanned      the scattered pages read word by word up to their first non-zero word,
+                   the last (the PoD zero check's loop)
 hash_hops          records in 251 singly linked chains unlinked in scrambled order, each
                    deletion walking its chain to the predecessor: time / hops
 refcount_drops     two compare-and-swap decrement loops per present entry of 512-entry pages,
@@ -410,7 +412,10 @@ def _measure_compiled(exe: Path, plan: Plan, progress: Progress) -> dict[str, Me
         f"memcpy of {bitmap} to a contiguous buffer")
     out["bytes_zeroed"] = _plain(
         "bytes_zeroed", [r["zero_ns"] / r["bytes"] for r in rows], f"memset to 0 of {bitmap}")
-    _report(out, ("bytes_copied", "bytes_zeroed"), progress)
+    out["bytes_scanned"] = _plain(
+        "bytes_scanned", [r["scan_ns"] / r["bytes"] for r in rows],
+        f"{bitmap} read word by word up to the first non-zero word, the last of each page")
+    _report(out, ("bytes_copied", "bytes_zeroed", "bytes_scanned"), progress)
 
     # (d) hash-chain unlinks
     n, m = plan.hash_records, plan.hash_deletions

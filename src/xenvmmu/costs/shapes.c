@@ -11,7 +11,8 @@
  *   sweep    SIZE leaf tables of 512 entries under a 4-level tree; per rep a read-only pass,
  *            a rewriting pass and a rewriting pass with a lock round trip per entry (each
  *            timed pass after an untimed one of its kind)
- *   bitmap   SIZE 4 KiB pages: copy scattered pages to a contiguous buffer, zero them
+ *   bitmap   SIZE 4 KiB pages: copy scattered pages to a contiguous buffer, zero them, then
+ *            scan each for its first non-zero word (only the last is non-zero)
  *   hash     SIZE records in 251 chains, SIZE2 of them unlinked in scrambled order
  *   refs     SIZE frames: one entry per frame in 512-entry pages, two atomic drops each
  *   freelist SIZE descriptors: pop all off a free list, push them back
@@ -310,11 +311,28 @@ static int run_bitmap(unsigned reps, size_t pages)
             fprintf(stderr, "shapes: bitmap: copy or zero went wrong\n");
             return 1;
         }
+        for (size_t i = 0; i < pages; i++) /* untimed: only the last word is non-zero */
+            leaves[(size_t)i * PAGE_BYTES + PAGE_BYTES - 1] = 1;
+        /* the PoD zero check's shape: read word by word until a non-zero one */
+        uint64_t t3 = clock_ns();
+        size_t found = 0;
+        for (size_t i = 0; i < pages; i++) {
+            const volatile uint64_t *w = (const uint64_t *)(leaves + (size_t)order[i] * PAGE_BYTES);
+            size_t j = 0;
+            while (j < PAGE_BYTES / 8 && w[j] == 0)
+                j++;
+            found += j < PAGE_BYTES / 8;
+        }
+        uint64_t t4 = clock_ns();
+        if (found != pages) {
+            fprintf(stderr, "shapes: bitmap: scan went wrong\n");
+            return 1;
+        }
         if (r == 0)
             continue;
-        printf("bitmap bytes=%llu copy_ns=%llu zero_ns=%llu\n",
+        printf("bitmap bytes=%llu copy_ns=%llu zero_ns=%llu scan_ns=%llu\n",
                (unsigned long long)pages * PAGE_BYTES, (unsigned long long)(t1 - t0),
-               (unsigned long long)(t2 - t1));
+               (unsigned long long)(t2 - t1), (unsigned long long)(t4 - t3));
         fflush(stdout);
     }
     return 0;
