@@ -27,6 +27,7 @@ from .test_format_base import (
     XM,
     advisory_report,
     sample_report,
+    suppressed_report,
 )
 
 HOST_440 = str(REPO / "examples" / "hosts" / "xen-4.4.0-intel.txt")
@@ -181,3 +182,16 @@ def test_narrowed_rows_are_the_worst_reported_advisory() -> None:
     assert quiet["verdict"] == "not_affected" and quiet["worst_operation_ms"] == "0.511"
     assert (xm["verdict"], xm["reasons"], xm["advisories"]) == (
         "unknown", XM.reasons[0], "")
+
+
+# --- suppressed findings (--suppress) ---------------------------------------------------------
+
+
+def test_suppressed_column_is_the_last_and_lists_the_suppressed_advisories() -> None:
+    assert COLUMNS[-1] == "suppressed" and COLUMNS[-2] == "advisories"
+    rows = _rows(CsvFormatter().render(suppressed_report()))
+    assert [(r["name"], r["verdict"], r["suppressed"]) for r in rows] == [
+        ("silenced", "affected", "XSA-97 XSA-410"), ("adv", "affected", ""),
+        ("uaf", "not_affected", ""), ("quiet", "not_affected", ""), ("", "unknown", "")]
+    narrowed = _rows(CsvFormatter().render(suppressed_report(("XSA-344", "XSA-410"))))
+    assert narrowed[0]["suppressed"] == "XSA-410"  # only what the run reports

@@ -26,13 +26,17 @@ from .test_format_base import (
     BIG_HAP,
     ERROR,
     NARROWED,
+    NOTE_97,
+    NOTE_410,
     PV,
     SHADOW,
+    SILENCED,
     WEIRD,
     WEIRD_NAME,
     XM,
     advisory_report,
     sample_report,
+    suppressed_report,
 )
 
 
@@ -88,6 +92,7 @@ def test_top_level() -> None:
     assert doc["summary"] == {
         "guests": 6, "affected": 2, "not_affected": 3, "unknown": 1, "errors": 1,
         "advisories": {},  # the sample guests carry no advisory finding
+        "suppressed": {"guests": 0, "advisories": {}},
     }
     assert [g["name"] for g in doc["guests"]] == [
         "big-hap", "shadow-db", "pv-web", None, WEIRD_NAME, "small",
@@ -131,6 +136,7 @@ def test_affected_hap_guest_whole() -> None:
         "paging_reasons": ["hap not set in the config; the host supports HAP"],
         "uuid": None,
         "advisories": [],
+        "suppressed": None,
     }
 
 
@@ -236,6 +242,7 @@ def test_advisory_entries_carry_every_field(validator: jsonschema.Draft202012Val
         "impact": "availability", "severity": "high", "unbounded": True,
         "decisive": {"path": "guests/adv.cfg", "line": 9, "key": "max_event_channels"},
         "url": "https://xenbits.xen.org/xsa/advisory-344.html",
+        "suppressed": None,
     }
     integrity = doc["guests"][1]["advisories"][1]
     assert (integrity["impact"], integrity["decisive"], integrity["unbounded"]) == (
@@ -258,7 +265,8 @@ def test_narrowed_document(validator: jsonschema.Draft202012Validator) -> None:
     assert doc["summary"] == {"guests": 4, "affected": 1, "not_affected": 2, "unknown": 1,
                               "errors": 0,
                               "advisories": {"XSA-344": {"affected": 1, "not_affected": 2,
-                                                         "unknown": 0}}}
+                                                         "unknown": 0}},
+                              "suppressed": {"guests": 0, "advisories": {"XSA-344": 0}}}
     adv = doc["guests"][0]
     assert {k: adv[k] for k in ("line", "decisive", "xsa97_fixed", "cve", "worst_case_ms",
                                 "verdict", "severity", "mitigations", "operations")} == {
@@ -302,3 +310,42 @@ def test_advisories_of_a_shape_name_each_guests_own_file() -> None:
     out = io.StringIO()
     JsonFormatter().write(AuditStream.of(report), out)
     assert json.loads(out.getvalue()) == doc
+
+
+# --- suppressed findings (--suppress) ---------------------------------------------------------
+
+
+def test_suppressed_fields_and_counts(validator: jsonschema.Draft202012Validator) -> None:
+    doc = render(suppressed_report())
+    validator.validate(doc)
+    silenced, adv = doc["guests"][0], doc["guests"][1]
+    assert silenced["name"] == "silenced" and adv["name"] == "adv"
+    assert (silenced["suppressed"], adv["suppressed"]) == (NOTE_97, None)
+    assert silenced["verdict"] == adv["verdict"] == "affected"  # the verdict stays
+    assert [(a["id"], a["verdict"], a["suppressed"]) for a in silenced["advisories"]] == [
+        ("XSA-97", "affected", NOTE_97), ("XSA-344", "affected", None),
+        ("XSA-410", "affected", NOTE_410), ("XSA-495", "unknown", None)]
+    assert all(a["suppressed"] is None for a in adv["advisories"])
+    summary = doc["summary"]
+    assert summary["affected"] == 2  # counted by verdict, suppressed or not
+    assert summary["advisories"]["XSA-410"] == {"affected": 3, "not_affected": 0, "unknown": 0}
+    assert summary["suppressed"] == {
+        "guests": 1, "advisories": {"XSA-97": 1, "XSA-344": 0, "XSA-410": 1, "XSA-495": 0}}
+    # the schema knows the fields: a number there is refused
+    doc["guests"][0]["advisories"][2]["suppressed"] = 1
+    assert not validator.is_valid(doc)
+
+
+def test_suppressed_in_a_narrowed_run_is_the_headline_advisory_s(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    doc = render(suppressed_report(("XSA-410",)))
+    validator.validate(doc)
+    silenced = doc["guests"][0]
+    assert (silenced["verdict"], silenced["suppressed"]) == ("affected", NOTE_410)
+    assert doc["summary"]["suppressed"] == {"guests": 1, "advisories": {"XSA-410": 1}}
+    # a guest whose only suppressed finding is not reported has none
+    doc = render(suppressed_report(("XSA-344",)))
+    assert doc["guests"][0]["suppressed"] is None
+    assert doc["summary"]["suppressed"] == {"guests": 0, "advisories": {"XSA-344": 0}}
+    assert SILENCED.suppressed == NOTE_97

@@ -10,7 +10,16 @@ from xenvmmu.audit.findings import AuditReport, AuditStream, Mitigation, OpStall
 from xenvmmu.audit.format import MarkdownFormatter, write_atomic
 from xenvmmu.audit.format.markdown import md, md_item
 
-from .test_format_base import BIG_HAP, NARROWED, SMALL, advisory_report, sample_report
+from .test_format_base import (
+    BIG_HAP,
+    NARROWED,
+    NOTE_97,
+    NOTE_410,
+    SMALL,
+    advisory_report,
+    sample_report,
+    suppressed_report,
+)
 
 
 def render() -> str:
@@ -243,3 +252,33 @@ def test_narrowed_report_names_its_advisories_only() -> None:
     assert (f"- [XSA-344]({XSA}344.html): resetting 1,023 ports takes 0.102-0.511 ms"
             in section(text, "## quiet: not affected"))
     assert "XSA-97" not in text and "CVE-2014" not in text and "XSA-410" not in text
+
+
+# --- suppressed findings (--suppress) ---------------------------------------------------------
+
+
+def test_suppressed_findings_are_marked_with_their_reason() -> None:
+    text = MarkdownFormatter().render(suppressed_report())
+    guest = section(text, "## silenced: affected (high)")
+    assert guest.startswith("## silenced: affected (high)\n\n"
+                            "- Decided by: guests/silenced.cfg line 4 (memory)\n"
+                            f"- Suppressed by the operator: {md(NOTE_97)}\n")
+    assert (f"| [XSA-410]({XSA}410.html) | CVE-2022-33746 | availability | **affected** "
+            "(suppressed) | high | 40.0-380 ms | no |") in guest
+    assert (f"| [XSA-344]({XSA}344.html) | CVE-2020-25601 | availability | **affected** | "
+            "high |") in guest
+    assert guest.endswith(
+        f"- [XSA-495]({XSA}495.html): could not be assessed: shadow pool size unknown: "
+        "shadow\\_memory not given\n"
+        f"- [XSA-97]({XSA}97.html): suppressed by the operator: {md(NOTE_97)}\n"
+        f"- [XSA-410]({XSA}410.html): suppressed by the operator: {md(NOTE_410)}\n")
+    assert "| silenced | guests/silenced.cfg | hvm | hap | 65536 | 520 | no | 1234 | " \
+        "**affected** (suppressed) | high |" in text
+    assert "| adv | guests/adv.cfg | hvm | hap | 65536 | 520 | no | 1234 | **affected** | " \
+        "high |" in text
+    assert section(text, "## Advisories").splitlines()[2:5] == [
+        "| Advisory | CVEs | Title | Affected | Not affected | Unknown | Suppressed |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        f"| [XSA-97]({XSA}97.html) | CVE-2014-5146, CVE-2014-5149 | Long latency virtual-mmu "
+        "operations are not preemptible | 2 | 0 | 0 | 1 |"]
+    assert "suppressed" not in section(text, "## adv: affected (high)").lower()

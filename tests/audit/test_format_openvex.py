@@ -19,6 +19,8 @@ from .test_format_base import (
     BIG_HAP,
     BUDGET_344,
     NARROWED,
+    NOTE_97,
+    NOTE_410,
     PV,
     QUIET,
     SHADOW,
@@ -28,6 +30,7 @@ from .test_format_base import (
     XM,
     advisory_report,
     sample_report,
+    suppressed_report,
 )
 
 TS = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -402,3 +405,28 @@ def test_a_cve_is_stated_once_per_guest() -> None:
     names = [s["vulnerability"]["name"]
              for s in render(AuditReport(findings=(guest,)))["statements"]]
     assert names == ["CVE-2014-5146", "CVE-2014-5149", "CVE-2020-25601"]
+
+
+# --- suppressed findings (--suppress) ---------------------------------------------------------
+
+
+def test_a_suppressed_finding_keeps_its_status_and_says_so(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    doc = render(suppressed_report())
+    validator.validate(doc)
+    silenced = {s["vulnerability"]["name"]: s for s in doc["statements"]
+                if s["products"][0]["@id"].endswith("guests/silenced.cfg")}
+    plain = {s["vulnerability"]["name"]: s for s in doc["statements"]
+             if s["products"][0]["@id"].endswith("guests/adv.cfg")}
+    assert sorted(silenced) == sorted(plain)
+    for cve, note in (("CVE-2014-5146", NOTE_97), ("CVE-2022-33746", NOTE_410)):
+        assert silenced[cve]["status"] == plain[cve]["status"] == "affected"
+        assert silenced[cve]["action_statement"] == plain[cve]["action_statement"]
+        assert silenced[cve]["status_notes"] == (
+            plain[cve]["status_notes"].replace("guests/adv.cfg", "guests/silenced.cfg")
+            .replace('"adv"', '"silenced"') + f"; suppressed by the operator: {note}")
+    # the other paging mode's CVE and the advisories left alone: no mark
+    for cve in ("CVE-2014-5149", "CVE-2020-25601", "CVE-2026-42493"):
+        assert "suppressed" not in silenced[cve]["status_notes"]
+    assert not any("suppressed" in s["status_notes"] for s in plain.values())

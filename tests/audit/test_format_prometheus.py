@@ -24,6 +24,7 @@ from .test_format_base import (
     XM,
     advisory_report,
     sample_report,
+    suppressed_report,
 )
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -113,6 +114,7 @@ def test_families_are_gauges_with_help() -> None:
         "xenvmmu_guest_advisory_affected",
         "xenvmmu_guest_advisory_assessed",
         "xenvmmu_guest_advisory_worst_case_stall_seconds",
+        "xenvmmu_guest_advisory_suppressed",
     ]
     assert all(f.type == "gauge" and f.help for f in families.values())
 
@@ -303,6 +305,7 @@ def test_narrowed_to_other_advisories_has_no_xsa97_series() -> None:
         "xenvmmu_guest_advisory_affected",
         "xenvmmu_guest_advisory_assessed",
         "xenvmmu_guest_advisory_worst_case_stall_seconds",
+        "xenvmmu_guest_advisory_suppressed",
     ]
     assert "XSA-97" not in text and "CVE-2014" not in text
     for family in fam.values():
@@ -326,3 +329,28 @@ def test_advisory_series_stay_unique() -> None:
     keys = list(fam["xenvmmu_guest_advisory_affected"].samples)
     assert len(keys) == 3 * 4 and len(set(keys)) == len(keys)  # parse() refuses duplicates
     assert {dict(k).get("occurrence", "") for k in keys} == {"", "2"}
+
+
+# --- suppressed findings (--suppress) ---------------------------------------------------------
+
+
+def test_suppressed_gauge_per_guest_and_advisory() -> None:
+    families = parse(PrometheusFormatter().render(suppressed_report()))
+    family = families["xenvmmu_guest_advisory_suppressed"]
+    assert family.type == "gauge" and "--suppress" in family.help
+    samples = {(dict(k)["guest"], dict(k)["advisory"]): v for k, v in family.samples.items()}
+    assert {a: v for (g, a), v in samples.items() if g == "silenced"} == {
+        "XSA-97": 1, "XSA-344": 0, "XSA-410": 1, "XSA-495": 0}
+    assert {a: v for (g, a), v in samples.items() if g == "adv"} == {
+        "XSA-97": 0, "XSA-344": 0, "XSA-410": 0, "XSA-495": 0}
+    # the series of xenvmmu_guest_advisory_affected that are affected or unknown (what a
+    # suppression can silence), whose verdict stays
+    affected = families["xenvmmu_guest_advisory_affected"].samples
+    assessed = families["xenvmmu_guest_advisory_assessed"].samples
+    assert set(family.samples) == {k for k, v in affected.items()
+                                   if v == 1 or assessed[k[:-1]] == 0}
+    assert len(family.samples) < len(affected)  # none for uaf's XSA-344, quiet, ...
+    key = next(k for k in family.samples if ("guest", "silenced") in k
+               and ("advisory", "XSA-410") in k)
+    assert key[-2:] == (("advisory", "XSA-410"), ("impact", "availability"))
+    assert affected[key] == 1

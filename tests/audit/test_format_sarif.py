@@ -18,6 +18,8 @@ from xenvmmu.audit.format.sarif import artifact_uri
 from .test_format_base import (
     ADV,
     BIG_HAP,
+    NOTE_97,
+    NOTE_410,
     PV,
     SHADOW,
     SMALL,
@@ -26,6 +28,7 @@ from .test_format_base import (
     XM,
     advisory_report,
     sample_report,
+    suppressed_report,
 )
 
 
@@ -435,3 +438,38 @@ def test_advisory_fingerprints_unique_and_stable(
     alone = render(AuditReport(findings=(ADV,)))["runs"][0]["results"]
     assert [r["partialFingerprints"] for r in alone] == [
         r["partialFingerprints"] for r in doc["runs"][0]["results"][-len(alone):]]
+
+
+# --- suppressed findings (--suppress) ---------------------------------------------------------
+
+
+def test_suppressed_results_carry_an_accepted_external_suppression(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    doc = render(suppressed_report())
+    validator.validate(doc)
+    results = doc["runs"][0]["results"]
+    mine = {r["ruleId"]: r for r in results if r["properties"]["guest"] == "silenced"}
+    assert sorted(mine) == ["XSA-344", "XSA-410", "XSA-495", "XSA-97-HAP"]  # still results
+    assert mine["XSA-97-HAP"]["suppressions"] == [
+        {"kind": "external", "status": "accepted", "justification": NOTE_97}]
+    assert mine["XSA-410"]["suppressions"] == [
+        {"kind": "external", "status": "accepted", "justification": NOTE_410}]
+    assert mine["XSA-410"]["kind"] == "fail" and mine["XSA-410"]["level"] == "error"
+    for rule in ("XSA-344", "XSA-495"):
+        assert "suppressions" not in mine[rule]
+    # the same guest unsuppressed (ADV) has none; nothing else changes
+    others = [r for r in results if r["properties"]["guest"] != "silenced"]
+    assert others == render(advisory_report())["runs"][0]["results"]
+    assert not any("suppressions" in r for r in others)
+    # a wrong suppression is caught by the schema
+    mine["XSA-410"]["suppressions"][0]["status"] = "silenced"
+    assert not validator.is_valid(doc)
+
+
+def test_suppressed_results_of_a_narrowed_run(validator: jsonschema.protocols.Validator) -> None:
+    doc = render(suppressed_report(("XSA-410",)))
+    validator.validate(doc)
+    results = [r for r in doc["runs"][0]["results"] if r["properties"]["guest"] == "silenced"]
+    assert [(r["ruleId"], r["suppressions"][0]["justification"]) for r in results] == [
+        ("XSA-410", NOTE_410)]

@@ -12,7 +12,17 @@ from xenvmmu.audit.format import TableFormatter, write_atomic
 from xenvmmu.audit.format.base import shortest_unique_suffixes
 from xenvmmu.audit.format.table import LEGEND
 
-from .test_format_base import BIG_HAP, NARROWED, PV, SMALL, advisory_report, sample_report
+from .test_format_base import (
+    BIG_HAP,
+    NARROWED,
+    NOTE_97,
+    NOTE_410,
+    PV,
+    SMALL,
+    advisory_report,
+    sample_report,
+    suppressed_report,
+)
 
 EXPECTED = """\
 GUEST                 SOURCE         TYPE  PAGING  MEM MiB  POOL MiB  FIXED  WORST ms  VERDICT       SEVERITY
@@ -303,3 +313,31 @@ def test_summary_has_a_line_per_reported_advisory() -> None:
     assert text.startswith("Verdicts:    1 affected, 2 not affected, 1 unknown\n")
     worst = text.split("worst guests:\n")[1].splitlines()
     assert worst[1].split()[:4] == ["adv", "adv.cfg", "hap", "unbounded"]  # unbounded first
+
+
+# --- suppressed findings (--suppress) ---------------------------------------------------------
+
+
+def test_a_suppressed_finding_says_so_instead_of_its_fixes() -> None:
+    text = TableFormatter().render(suppressed_report())
+    details = text.split("\n\n")[2]
+    assert details.startswith(
+        "silenced: affected, high, CVE-2014-5146, suppressed (guests/silenced.cfg:4, memory)\n"
+        "  - HAP guest on Xen 4.4.0, which predates the xsa97-hap fix\n"
+        "  - a log-dirty CLEAN of 64 GiB is one non-preemptible walk of 1234.5 ms\n"
+        f"  suppressed: {NOTE_97}\n"
+        "  XSA-344: affected, high, unbounded (CVE-2020-25601; not fixed in this release); Set "
+        "max_event_channels = 1023 or less. Upgrade Xen to 4.13.2 or later (XSA-344 fixed).\n"
+        "  XSA-410: affected, high, 40.0-380 ms (CVE-2022-33746; not fixed in this release); "
+        f"suppressed ({NOTE_410})\n"
+        "  XSA-495: unknown (CVE-2026-42493): shadow pool size unknown: shadow_memory not given\n"
+        "adv: affected, high, CVE-2014-5146 (guests/adv.cfg:4, memory)\n")
+    assert "  fix 1: Upgrade Xen to 4.4.1 or later. [upgrade]\n" in details  # adv's own
+    assert text.endswith(
+        "\n\nXSA-97:      2 affected, 0 not affected, 0 unknown, 1 suppressed\n"
+        "XSA-344:     2 affected, 2 not affected, 0 unknown\n"
+        "XSA-410:     3 affected, 0 not affected, 0 unknown, 1 suppressed\n"
+        "XSA-495:     0 affected, 0 not affected, 2 unknown\n"
+        "5 guests: 2 affected, 2 not affected, 1 unknown; budget 30 ms\n")
+    summary = TableFormatter(summary_only=True).render(suppressed_report())
+    assert "XSA-410:     3 affected, 0 not affected, 0 unknown, 1 suppressed\n" in summary

@@ -37,15 +37,25 @@ from ..toolstack.guest import XL_IGNORES
 from ..toolstack.inputs import UTF8_BOM
 from ..toolstack.xllist import SXP_MESSAGE, normalise_uuid
 from ..versions import Profile
-from .findings import AuditReport, AuditStream, Finding, InputError, clean_text
+from .findings import (
+    AdvisoryFinding,
+    AuditReport,
+    AuditStream,
+    Finding,
+    InputError,
+    clean_text,
+)
 from .rules import assess
 from .scan import STDIN_PATH, Input, InputData, file_ids, scan
 from .settings import DEFAULT_BUDGET_MS, AuditSettings
+from .suppress import Suppression, load_suppressions
 
 __all__ = ["STDIN_PATH", "InputData", "audit_settings", "iter_audit", "run_audit"]
 
 #: An input path, ``-`` (standard input), or an input already in memory.
 AuditInput = str | os.PathLike[str] | InputData
+#: A suppression file's path, or an entry already loaded (:mod:`xenvmmu.audit.suppress`).
+SuppressionSource = str | os.PathLike[str] | Suppression
 
 
 def run_audit(
@@ -59,6 +69,7 @@ def run_audit(
     configs: Sequence[str | os.PathLike[str]] = (),
     stdin: BinaryIO | None = None,
     note: Callable[[str], None] | None = None,
+    suppress: Sequence[SuppressionSource] = (),
 ) -> AuditReport:
     """Assess every guest found under ``inputs`` on ``host``.
 
@@ -77,7 +88,12 @@ def run_audit(
     :class:`~xenvmmu.audit.settings.AuditSettings`. ``patched`` names distribution patches
     the hypervisor carries on an unfixed release (``xenvmmu.versions.KNOWN_PATCHES``, e.g.
     ``"xsa97-hap"``); ``profile`` replaces the release profile derived from ``host`` and
-    ``patched`` (give one or the other).
+    ``patched`` (give one or the other). ``suppress`` silences findings per guest
+    (``xenvmmu audit --suppress``): suppression files (TOML, read at once; an expired entry
+    is left out and named to ``note``, else warned about) or
+    :class:`~xenvmmu.audit.suppress.Suppression` entries; each guest's affected or unknown
+    verdicts that an entry selects are marked (``Finding.suppressed``,
+    ``AdvisoryFinding.suppressed``: the reason and ``FILE:line``).
 
     Returns the :class:`~xenvmmu.audit.findings.AuditReport`: one
     :class:`~xenvmmu.audit.findings.Finding` per guest, in input order (a guest that cannot
@@ -93,11 +109,14 @@ def run_audit(
     reached through a symbolic link leaving the scanned directory) is an ``InputError`` that
     names the file and the kind of problem only: none of its content is repeated.
 
-    Raises ``VersionError`` for an unknown patch name and ``ValueError`` when both
-    ``patched`` and ``profile`` are given.
+    Raises ``VersionError`` for an unknown patch name, ``ValueError`` when both
+    ``patched`` and ``profile`` are given and
+    :class:`~xenvmmu.audit.suppress.SuppressionError` for a suppression file that cannot be
+    used.
     """
     return iter_audit(inputs, host, settings, patched=patched, profile=profile,
-                      exclude=exclude, configs=configs, stdin=stdin, note=note).collect()
+                      exclude=exclude, configs=configs, stdin=stdin, note=note,
+                      suppress=suppress).collect()
 
 
 def iter_audit(
@@ -111,6 +130,7 @@ def iter_audit(
     configs: Sequence[str | os.PathLike[str]] = (),
     stdin: BinaryIO | None = None,
     note: Callable[[str], None] | None = None,
+    suppress: Sequence[SuppressionSource] = (),
 ) -> AuditStream:
     """The audit of :func:`run_audit`, guest by guest: iterating over the returned
     :class:`~xenvmmu.audit.findings.AuditStream` scans, reads and assesses, and yields each
@@ -118,8 +138,8 @@ def iter_audit(
     and forget it (every format's ``write``). The stream's ``host``, ``budget_ms`` and
     ``tool_version`` are known at once; its ``errors``, ``inputs_read`` and ``counts`` once
     the iteration has ended. Same arguments, order, deduplication and errors as
-    :func:`run_audit` (which is ``iter_audit(...).collect()``); ``VersionError`` and
-    ``ValueError`` are raised by this call, before any iteration.
+    :func:`run_audit` (which is ``iter_audit(...).collect()``); ``VersionError``,
+    ``ValueError`` and ``SuppressionError`` are raised by this call, before any iteration.
     """
     if profile is None:
         profile = host.profile(patched=frozenset(patched))
@@ -127,6 +147,10 @@ def iter_audit(
         raise ValueError("give patched or profile, not both (a profile carries its patches)")
     chosen: Profile = profile
     errors: list[InputError] = []
+    files = [p for p in suppress if not isinstance(p, Suppression)]
+    rules = (*(p for p in suppress if isinstance(p, Suppression)),
+             *(load_suppressions(files, warn=note) if files else ()))
+    mark: Callable[[Finding], Finding] = _Suppressor(rules) if rules else (lambda f: f)
 
     def findings() -> Iterator[Finding]:
         excluded = file_ids(exclude)
@@ -142,7 +166,7 @@ def iter_audit(
             for guest, uuid, hint in _guests(item, chosen, host, errors, domains, tell):
                 if item.kind == "json":
                     running.add(guest.name, uuid)
-                yield assessor(guest, hint, uuid)
+                yield mark(assessor(guest, hint, uuid))
         if configs:
             on_disk = file_ids(item.path for item in items if item.root)  # read once only
             more, more_errors = scan([os.fspath(p) for p in configs],
@@ -156,12 +180,52 @@ def iter_audit(
                         tell(f"{clean_text(item.path)}: {why}: assessed as it runs, from the "
                              "listing")
                         continue
-                    yield assessor(guest, hint, uuid)
+                    yield mark(assessor(guest, hint, uuid))
 
     stream = AuditStream(findings(), errors=errors, host=_host_facts(host, chosen),
                          budget_ms=settings.budget_ms, tool_version=__version__,
                          advisories=_reported(settings))
     return stream
+
+
+class _Suppressor:
+    """Each guest's finding with the verdicts that suppressions select marked (after the
+    assessment: guests of one shape share their template and advisory findings, which are
+    never changed; a guest's marked advisories are new tuples, shared by the guests whose
+    advisories and marks are the same)."""
+
+    def __init__(self, rules: Sequence[Suppression]) -> None:
+        self.rules = tuple(rules)
+        self.marked: dict[tuple[int, tuple[str | None, ...]],
+                          tuple[tuple[AdvisoryFinding, ...], tuple[AdvisoryFinding, ...]]] = {}
+
+    def __call__(self, finding: Finding) -> Finding:
+        chosen = [r for r in self.rules if r.selects(finding)]
+        if not chosen:
+            return finding
+
+        def note(advisory_id: str, verdict: str) -> str | None:
+            if verdict == "not_affected":  # nothing to silence
+                return None
+            return next((r.note for r in chosen if r.covers(advisory_id)), None)
+
+        changes: dict[str, object] = {}
+        own = note(_XSA97, finding.verdict)
+        if own is not None:
+            changes["suppressed"] = own
+        advs = finding.advisories
+        notes = tuple(note(a.id, a.verdict) for a in advs)
+        if any(n is not None for n in notes):
+            key = (id(advs), notes)
+            hit = self.marked.get(key)
+            if hit is None or hit[0] is not advs:
+                if len(self.marked) >= SHAPE_CACHE_SIZE:
+                    self.marked.clear()
+                hit = self.marked[key] = (advs, tuple(
+                    a if n is None else _evolve(a, {"suppressed": n})
+                    for a, n in zip(advs, notes, strict=True)))
+            changes["advisories"] = hit[1]
+        return cast(Finding, _evolve(finding, changes)) if changes else finding
 
 
 class _Running:
@@ -252,6 +316,7 @@ def _host_facts(host: HostSpec, profile: Profile) -> dict[str, object]:
     }
 
 
+_XSA97 = "XSA-97"  # the advisory of the findings' own fields
 #: Stand-ins for a guest's file and name in the shape an assessment is kept under: ASCII
 #: that no path component, name or message holds.
 _SOURCE_MARK = "\x00xenvmmu-source\x00"

@@ -120,6 +120,9 @@ class AdvisoryFinding:
     #: a ``path`` of ``""`` is the guest's own file (so that guests of one shape share their
     #: advisory findings): :meth:`location` resolves it
     decisive: SourceRef | None = None
+    #: the operator silenced it (``xenvmmu audit --suppress``): the reason and where it was
+    #: written (``FILE:line``); None when it is not suppressed
+    suppressed: str | None = None
 
     def location(self, guest_file: SourceRef) -> SourceRef | None:
         """``decisive`` with the guest's own file (``guest_file``, the finding's ``source``)
@@ -164,6 +167,9 @@ class Finding:
     advisories: tuple[AdvisoryFinding, ...] = ()
     #: the domain's uuid, for a guest read from ``xl list -l`` that has one (its identity)
     uuid: str | None = None
+    #: the operator silenced XSA-97's verdict (the fields above) for this guest
+    #: (``xenvmmu audit --suppress``): the reason and where it was written (``FILE:line``)
+    suppressed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,10 +234,14 @@ class AuditStream:
         self.counts: dict[Verdict, int] = {"affected": 0, "not_affected": 0, "unknown": 0}
         #: guests per advisory and verdict (the guests an advisory concerns), as they go by
         self.advisory_counts: dict[str, dict[Verdict, int]] = {}
+        #: guests per advisory whose finding of it is suppressed (``--suppress``), as they go
+        self.suppressed_counts: dict[str, int] = {}
         #: guests affected by some reported advisory (XSA-97's guest verdict included when
-        #: XSA-97 is reported), and guests with an unknown one: what the exit status reads
+        #: XSA-97 is reported), and guests with an unknown one, suppressed findings left
+        #: out: what the exit status reads; and guests with a suppressed reported finding
         self.any_affected = 0
         self.any_unknown = 0
+        self.any_suppressed = 0
 
     @classmethod
     def of(cls, report: AuditReport) -> AuditStream:
@@ -271,17 +281,27 @@ class AuditStream:
 
     def _count(self, finding: Finding) -> None:
         self.counts[finding.verdict] += 1
-        verdicts = {a.verdict for a in finding.advisories}
+        verdicts: set[str] = set()
+        suppressed = False
         if self.reports("XSA-97") or finding.verdict == "unknown":  # unread: for every one
-            verdicts.add(finding.verdict)
-        self.any_affected += "affected" in verdicts
-        self.any_unknown += "unknown" in verdicts
+            if finding.suppressed is None:
+                verdicts.add(finding.verdict)
+            else:
+                suppressed = self.reports("XSA-97")
         for a in finding.advisories:
             per = self.advisory_counts.get(a.id)
             if per is None:
                 per = self.advisory_counts[a.id] = {"affected": 0, "not_affected": 0,
                                                     "unknown": 0}
             per[a.verdict] += 1
+            if a.suppressed is None:
+                verdicts.add(a.verdict)
+            else:
+                self.suppressed_counts[a.id] = self.suppressed_counts.get(a.id, 0) + 1
+                suppressed = suppressed or self.reports(a.id)
+        self.any_affected += "affected" in verdicts
+        self.any_unknown += "unknown" in verdicts
+        self.any_suppressed += suppressed
 
     @property
     def guests(self) -> int:

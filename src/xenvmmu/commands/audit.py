@@ -7,9 +7,10 @@ budget, for how long, why, and the cheapest mitigation. On dom0, `--live` runs `
 `xl list -l` itself (with `--configs /etc/xen`, configured guests that are not running too).
 
 Exit status: 0 no guest affected; 1 some guest affected by a reported advisory (XSA-97 or
-another of the registry; `--advisory` narrows them); 2 usage error, nothing readable or the
-report could not be written; 3 no guest affected but some input, guest or advisory could not
-be assessed (unreadable file, xm-era Python config, release that cannot be classified).
+another of the registry; `--advisory` narrows them) that `--suppress` does not silence; 2
+usage error (a bad `--suppress` file too), nothing readable or the report could not be
+written; 3 no guest affected but some input, guest or advisory could not be assessed
+(unreadable file, xm-era Python config, release that cannot be classified).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..audit.api import STDIN_PATH, InputData, audit_settings, iter_audit
 from ..audit.format import DEFAULT_FORMAT, FORMATS, get_formatter, open_atomic, output_target
 from ..audit.format.base import one_line
 from ..audit.settings import DEFAULT_BUDGET_MS, AuditSettings
+from ..audit.suppress import Suppression, load_suppressions
 from ..costs import CostProfileError
 from ..toolstack import HostSpec, InputFileError
 from ..toolstack.live import XL_TIMEOUT_S, LiveError, LiveOutputs, read_live
@@ -68,6 +70,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="latency budget in ms (default: %(default)g = one credit-scheduler "
                    "timeslice); a guest whose worst-case stall reaches it is affected")
     o.add_argument("--costs", metavar="FILE", help="TOML cost profile overriding the defaults")
+    o.add_argument("--suppress", action="append", default=[], metavar="FILE",
+                   help="silence findings per guest: a TOML file of [[suppress]] entries "
+                   "(guest, source or uuid; advisory; reason; optional expires), repeatable; "
+                   "a suppressed finding is still reported, marked with its reason, but no "
+                   "longer sets the exit status")
     o.add_argument("--color", action="store_true", help="colour the table")
     o.add_argument("-v", "--verbose", action="store_true",
                    help="the reasons for every verdict, not only for the guests that need "
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         return EXIT_USAGE
     live: LiveOutputs | None = None
     try:
+        rules = _suppressions(args, err)  # a bad file stops the run before xl is run
         if args.live:
             live = read_live(args.xl, args.xl_timeout)
             for what, said in (("xl info", live.info_stderr), ("xl list -l", live.listing_stderr)):
@@ -115,7 +123,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     inputs: Sequence[str | InputData] = (
         [InputData(LIVE_LIST_SOURCE, live.listing)] if live is not None else args.paths)
     audit = iter_audit(inputs, host, settings, profile=profile, exclude=exclude,
-                       configs=args.configs,
+                       configs=args.configs, suppress=rules,
                        note=lambda text: print(f"xenvmmu audit: {one_line(text)}", file=err))
     if audit.peek() is None:  # the scan is done: refuse an empty audit before writing
         if not audit.inputs_read:
@@ -148,6 +156,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if audit.errors or audit.any_unknown:
         return EXIT_UNASSESSED
     return EXIT_NONE
+
+
+def _suppressions(args: argparse.Namespace, err: TextIO) -> tuple[Suppression, ...]:
+    """The entries of the ``--suppress`` files (``SuppressionError``, a ``ValueError``, for
+    one that cannot be used); each expired entry is named on ``err`` and left out."""
+    return load_suppressions(
+        args.suppress, warn=lambda text: print(f"xenvmmu audit: warning: {text}", file=err))
 
 
 def _width(args: argparse.Namespace, out: TextIO) -> int | None:

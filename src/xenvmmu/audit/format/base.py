@@ -21,8 +21,14 @@ reported entries), :func:`reported_related` (a related operation belongs to the 
 whose operations include it, and is not repeated when the guest has that advisory's finding),
 :func:`reported_ops`, :func:`advisory_counts`. :func:`headline` is what a format shows in its
 guest-level columns: XSA-97's verdict when the run reports it, else the guest's worst reported
-advisory (:func:`worst_advisory`: affected, then unknown, then not affected; then severity;
-then the longest section, an unbounded one first); :class:`Headlines` counts them.
+advisory (:func:`worst_advisory`: an affected or unknown one that is not suppressed first;
+then affected, then unknown, then not affected; then severity; then the longest section, an
+unbounded one first); :class:`Headlines` counts them.
+
+Suppressions (``--suppress``). ``Finding.suppressed`` (XSA-97's guest verdict) and
+``AdvisoryFinding.suppressed`` hold the operator's reason and where it was written
+(``FILE:line``); every format writes the finding as it is, marked with it
+(:func:`suppressed_ids`, :func:`suppressed_counts`, ``Headline.suppressed``).
 
 The registry :data:`FORMATS` maps a ``--format`` value to its class, in the order the CLI
 should list them; :func:`get_formatter` builds one. Every format is filled in by importing
@@ -403,16 +409,19 @@ _VERDICT_RANK: dict[str, int] = {"affected": 2, "unknown": 1, "not_affected": 0}
 _SEVERITY_RANK: dict[str, int] = {s: len(SEVERITIES) - i for i, s in enumerate(SEVERITIES)}
 
 
-def _weight(a: AdvisoryFinding) -> tuple[int, int, float]:
+def _weight(a: AdvisoryFinding) -> tuple[bool, int, int, float]:
     ms = a.worst_case_ms
     figure = math.inf if a.unbounded else (ms if ms is not None and not math.isnan(ms)
                                            else -1.0)
-    return _VERDICT_RANK[a.verdict], _SEVERITY_RANK.get(a.severity, 0), figure
+    return (a.suppressed is None and needs_look(a), _VERDICT_RANK[a.verdict],
+            _SEVERITY_RANK.get(a.severity, 0), figure)
 
 
 def worst_advisory(findings: Iterable[AdvisoryFinding]) -> AdvisoryFinding | None:
-    """The worst of ``findings``: affected before unknown before not affected, then by
-    severity, then by the longest section (an unbounded one first); the first of equals."""
+    """The worst of ``findings``: an affected or unknown one that is not suppressed before
+    any other, then affected before unknown before not affected, then by severity, then by
+    the longest section (an unbounded one first); the first of equals. A suppressed finding
+    heads a guest only when nothing else of it needs a look."""
     worst: AdvisoryFinding | None = None
     for a in findings:
         if worst is None or _weight(a) > _weight(worst):
@@ -437,6 +446,8 @@ class Headline:
     unbounded: bool = False
     #: the advisory finding it comes from (None: XSA-97's own fields, or no advisory)
     finding: AdvisoryFinding | None = None
+    #: the operator's suppression of this verdict (reason and ``FILE:line``), if any
+    suppressed: str | None = None
 
     @property
     def xsa97(self) -> bool:
@@ -451,14 +462,15 @@ def headline(f: Finding, audit: AuditReport | AuditStream) -> Headline:
     could not be assessed (its reasons name what is missing), else ``not_affected``."""
     if reports(audit, ADVISORY):
         return Headline(ADVISORY, f.verdict, f.severity, f.worst_case_ms, f.worst_case_ms_low,
-                        f.xsa97_fixed, f.reasons, decisive_ref(f))
+                        f.xsa97_fixed, f.reasons, decisive_ref(f), suppressed=f.suppressed)
     a = worst_advisory(guest_advisories(f, audit))
     if a is None:
         unknown = f.verdict == "unknown"
         return Headline(None, "unknown" if unknown else "not_affected", "none", None, None,
                         None, f.reasons if unknown else (), decisive_ref(f))
     return Headline(a.id, a.verdict, a.severity, a.worst_case_ms, a.worst_case_ms_low,
-                    a.fixed, a.reasons, a.location(f.source) or decisive_ref(f), a.unbounded, a)
+                    a.fixed, a.reasons, a.location(f.source) or decisive_ref(f), a.unbounded, a,
+                    a.suppressed)
 
 
 class Headlines:
@@ -520,6 +532,27 @@ def advisory_counts(audit: AuditReport | AuditStream
     return [(i, {v: seen.get(i, {}).get(v, 0) for v in VERDICTS}) for i in ids]
 
 
+def suppressed_ids(f: Finding, audit: AuditReport | AuditStream) -> tuple[str, ...]:
+    """The reported advisories the operator suppressed for this guest, in the registry's
+    order (XSA-97 when its guest verdict is)."""
+    ids = [ADVISORY] if f.suppressed is not None and reports(audit, ADVISORY) else []
+    ids += [a.id for a in guest_advisories(f, audit, xsa97=True)
+            if a.suppressed is not None and a.id not in ids]
+    return tuple(ids)
+
+
+def suppressed_counts(audit: AuditReport | AuditStream) -> tuple[int, dict[str, int]]:
+    """Guests with a suppressed reported finding, and guests per reported advisory (those of
+    :func:`advisory_counts`) whose finding of it is suppressed (of a stream: once it has been
+    read)."""
+    if not isinstance(audit, AuditStream):
+        audit = AuditStream.of(audit)
+        for _ in audit:
+            pass
+    seen = audit.suppressed_counts
+    return audit.any_suppressed, {i: seen.get(i, 0) for i, _ in advisory_counts(audit)}
+
+
 def advisory_figure(a: AdvisoryFinding) -> str:
     """An advisory's longest section for people: ``39.6-380 ms``, ``unbounded``, or ``-``
     when it has no figure (an integrity finding, an unknown)."""
@@ -551,11 +584,13 @@ def fixed_text(fixed: bool | None) -> str:
 
 def advisory_text(a: AdvisoryFinding) -> str:
     """One line about an advisory finding: verdict, severity, figure or impact, CVEs, fix,
-    then (affected) its mitigations or (unknown) what is missing."""
+    then (affected) its mitigations or (unknown) what is missing; a suppressed one says
+    ``suppressed (<reason> (FILE:line))`` instead of the mitigations."""
     cves = ", ".join(a.cves) or "no CVE"
     if a.verdict == "unknown":
         why = a.reasons[0] if a.reasons else "no reason recorded"
-        return f"unknown ({cves}): {why}"
+        mark = f"; suppressed ({a.suppressed})" if a.suppressed is not None else ""
+        return f"unknown ({cves}): {why}{mark}"
     parts = [verdict_label(a.verdict)]
     if a.verdict == "affected":
         parts.append(a.severity)
@@ -565,7 +600,9 @@ def advisory_text(a: AdvisoryFinding) -> str:
     if figure != "-":
         parts.append(figure)
     text = f"{', '.join(parts)} ({cves}; {fixed_text(a.fixed)})"
-    if a.verdict == "affected" and a.mitigations:
+    if a.suppressed is not None:
+        text += f"; suppressed ({a.suppressed})"
+    elif a.verdict == "affected" and a.mitigations:
         text += "; " + " ".join(a.mitigations)
     return text
 

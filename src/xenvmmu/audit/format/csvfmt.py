@@ -34,6 +34,8 @@ decisive_key           that setting (``hap``, ``memory``, ``maxmem``, ``shadow_m
 reasons                every reason, separated by `` | ``
 advisories             every registry advisory the guest meets, ``XSA-N:verdict``, separated
                        by spaces (``XSA-97:affected XSA-344:not_affected ...``)
+suppressed             the advisories whose verdict the operator suppressed for the guest
+                       (``--suppress``; ``XSA-97`` for its guest verdict), separated by spaces
 =====================  =============================================================================
 
 ``--advisory`` without XSA-97 narrows the guest-level columns to the guest's worst reported
@@ -71,6 +73,7 @@ from xenvmmu.audit.format.base import (
     headline,
     one_line,
     register,
+    suppressed_ids,
 )
 
 #: The columns, in order (documented in the module docstring; add new ones at the end only).
@@ -79,6 +82,7 @@ COLUMNS: tuple[str, ...] = (
     "xen_version", "xsa97_fixed", "cve", "worst_case_ms_low", "worst_case_ms", "verdict",
     "severity", "worst_operation", "worst_operation_ms", "residual", "first_mitigation",
     "first_mitigation_text", "mitigations", "line", "decisive_key", "reasons", "advisories",
+    "suppressed",
 )
 REASON_SEPARATOR = " | "
 #: What a spreadsheet takes for the start of a formula.
@@ -135,6 +139,7 @@ def row_for(f: Finding, audit: AuditReport | AuditStream = _EVERYTHING) -> dict[
         "reasons": REASON_SEPARATOR.join(head.reasons) or None,
         "advisories": " ".join(f"{a.id}:{a.verdict}"
                                for a in guest_advisories(f, audit, xsa97=True)) or None,
+        "suppressed": " ".join(suppressed_ids(f, audit)) or None,
     }
 
 

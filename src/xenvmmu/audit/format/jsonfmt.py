@@ -16,10 +16,12 @@ describes every field. Shape::
                  "advisories": [{"id", "cves", "verdict", "worst_case_ms",
                                  "worst_case_ms_low", "operations", "fixed", "reasons",
                                  "mitigations", "title", "impact", "severity", "unbounded",
-                                 "decisive", "url"}, ...]}, ...],
+                                 "decisive", "url", "suppressed"}, ...],
+                 "suppressed"}, ...],
      "errors": [{"source", "line", "message"}, ...],
      "summary": {"guests", "affected", "not_affected", "unknown", "errors",
-                 "advisories": {"XSA-344": {"affected", "not_affected", "unknown"}, ...}}}
+                 "advisories": {"XSA-344": {"affected", "not_affected", "unknown"}, ...},
+                 "suppressed": {"guests", "advisories": {"XSA-344": n, ...}}}}
 
 Keys always come in this order, unknown values are ``null`` (never missing), the text is
 ASCII-only (other characters as ``\\u`` escapes), indented by 2 and ends with a newline.
@@ -32,6 +34,12 @@ registry). A run that does not report XSA-97 writes no XSA-97 result: each guest
 those of its worst reported advisory (:func:`~xenvmmu.audit.format.base.headline`), its
 ``xsa97_fixed`` and ``cve`` are null, ``mitigations`` is empty and ``operations`` holds only
 the reported advisories' operations; the summary counts those verdicts.
+
+``suppressed`` (``--suppress``) is the operator's reason and where it was written (``FILE:line``)
+for a suppressed verdict, else null: on an advisory entry, that advisory's; on a guest, its
+verdict's (XSA-97's, or that of the advisory its verdict is). A suppressed finding keeps its
+verdict and the summary's verdict counts count it; ``summary.suppressed`` has the guests
+with a suppressed reported finding and, per advisory, the guests whose finding of it is.
 Versioning: fields may be added within version 1 and consumers should ignore keys they do not
 know; renaming, removing or changing the meaning of a field makes it ``xenvmmu.audit/2``.
 """
@@ -70,6 +78,7 @@ from xenvmmu.audit.format.base import (
     reported_ids,
     reported_ops,
     summarize,
+    suppressed_counts,
     tool_version,
 )
 
@@ -112,6 +121,7 @@ class JsonFormatter(Formatter):
     def _document(self, report: AuditReport | AuditStream, guests: list[object],
                   counts: dict[Verdict, int]) -> dict[str, object]:
         s = summarize(report, counts)
+        suppressed, per_advisory = suppressed_counts(report)
         return {
             "schema": SCHEMA_ID,
             "tool": {"name": TOOL_NAME, "version": tool_version(report)},
@@ -127,6 +137,7 @@ class JsonFormatter(Formatter):
                 "unknown": s.unknown,
                 "errors": s.errors,
                 "advisories": dict(advisory_counts(report)),
+                "suppressed": {"guests": suppressed, "advisories": per_advisory},
             },
         }
 
@@ -208,6 +219,7 @@ def _guest(f: Finding, head: Headline, audit: AuditReport | AuditStream,
         "uuid": f.uuid,
         "advisories": [_advisory(a, f.source) for a in guest_advisories(f, audit, xsa97=True)]
         if advisories is None else advisories,
+        "suppressed": head.suppressed,
     }
 
 
@@ -229,6 +241,7 @@ def _advisory(a: AdvisoryFinding, guest_file: SourceRef) -> dict[str, object]:
         "unbounded": a.unbounded,
         "decisive": None if d is None else {"path": d.path, "line": d.line, "key": d.key},
         "url": a.url,
+        "suppressed": a.suppressed,
     }
 
 

@@ -15,6 +15,11 @@ the guest table's verdict, severity, worst case and fixed columns are each guest
 reported advisory's (:func:`~xenvmmu.audit.format.base.headline`), and no XSA-97 fact
 (CVE, figure, reasons, mitigations) is written.
 
+A finding the operator suppressed (``--suppress``) keeps its verdict, marked ``(suppressed)``
+in the guest table and in the guest's advisory table, with a note of the reason and where
+it was written (``FILE:line``) under that table (XSA-97's: a ``Suppressed`` line of the
+guest's section); the fleet's advisory table gets a ``Suppressed`` column when any is.
+
 The title needs the counts of the whole fleet: the table rows and the sections are written
 to temporary files as the guests come, and copied after the title.
 """
@@ -24,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import TextIO
 
-from xenvmmu.audit.findings import AdvisoryFinding, AuditStream, Finding, OpStall
+from xenvmmu.audit.findings import AdvisoryFinding, AuditStream, Finding, OpStall, Verdict
 from xenvmmu.audit.format.base import (
     ADVISORY,
     ADVISORY_URL,
@@ -57,6 +62,7 @@ from xenvmmu.audit.format.base import (
     spool,
     summarize,
     summary_line,
+    suppressed_counts,
     tool_version,
     verdict_label,
     yes_no,
@@ -176,16 +182,19 @@ class MarkdownFormatter(Formatter):
             out.append(_row((md(key), md(_fact(value)))))
         counts = advisory_counts(report)
         if counts:
-            out += ["", "## Advisories", "", _row(ADVISORY_COLUMNS), _row(ADVISORY_ALIGN)]
+            guests, suppressed = suppressed_counts(report)
+            extra = ("Suppressed",) if guests else ()
+            out += ["", "## Advisories", "", _row((*ADVISORY_COLUMNS, *extra)),
+                    _row((*ADVISORY_ALIGN, *("---:" for _ in extra)))]
             for advisory_id, n in counts:
                 title, cves, _ = advisory_facts(advisory_id)
                 out.append(_row((_link(advisory_id), md(", ".join(cves)) or "-",
-                                 md(title) or "-", *(str(n[v]) for v in VERDICTS))))
+                                 md(title) or "-", *(str(n[v]) for v in VERDICTS),
+                                 *(str(suppressed[advisory_id]) for _ in extra))))
         out += ["", "## Guests", ""]
         return out
 
     def _cells(self, f: Finding, head: Headline) -> list[str]:
-        verdict = verdict_label(head.verdict)
         return [
             md(display_name(f)),
             md(f.source.path),
@@ -195,7 +204,7 @@ class MarkdownFormatter(Formatter):
             format_mib(f.pool_kib),
             yes_no(head.fixed),
             "unbounded" if head.unbounded else format_ms(head.worst_case_ms),
-            f"**{verdict}**" if head.verdict == "affected" else verdict,
+            _verdict_cell(head.verdict, head.suppressed),
             head.severity,
         ]
 
@@ -209,6 +218,8 @@ class MarkdownFormatter(Formatter):
         if head.verdict == "affected":
             title += f" ({head.severity})"
         out = [title, "", f"- Decided by: {where}"]
+        if head.xsa97 and f.suppressed is not None:
+            out.append(f"- Suppressed by the operator: {md(f.suppressed)}")
         if head.xsa97:
             if f.cve:
                 out.append(f"- CVE: {f.cve}")
@@ -237,23 +248,32 @@ class MarkdownFormatter(Formatter):
                     _row(("---",) * len(GUEST_ADVISORY_COLUMNS))]
             out += [_row(_advisory_cells(a)) for a in advisories]
             notes = [a for a in advisories if a.verdict == "unknown" or self.verbose]
-            if notes:
+            marks = [a for a in advisories if a.suppressed is not None]
+            if notes or marks:
                 out.append("")
             for a in notes:
                 why = "; ".join(a.reasons) or "no reason recorded"
                 lead = "could not be assessed: " if a.verdict == "unknown" else ""
                 out.append(f"- {_link(a.id)}: {lead}{md(why)}")
+            out += [f"- {_link(a.id)}: suppressed by the operator: {md(a.suppressed or '')}"
+                    for a in marks]
         return out
 
 
+def _verdict_cell(verdict: Verdict, suppressed: str | None) -> str:
+    """A verdict in a table: affected in bold, ``(suppressed)`` after a suppressed one."""
+    label = verdict_label(verdict)
+    cell = f"**{label}**" if verdict == "affected" else label
+    return cell if suppressed is None else f"{cell} (suppressed)"
+
+
 def _advisory_cells(a: AdvisoryFinding) -> tuple[str, ...]:
-    verdict = verdict_label(a.verdict)
     figure = advisory_figure(a)
     return (
         _link(a.id),
         md(", ".join(a.cves)) or "-",
         a.impact,
-        f"**{verdict}**" if a.verdict == "affected" else verdict,
+        _verdict_cell(a.verdict, a.suppressed),
         a.severity,
         md(figure),
         yes_no(a.fixed),

@@ -55,9 +55,14 @@ within the budget (no fix)                         ``impact_statement`` with the
 =================================================  ==========================================
 
 Every ``not_affected`` statement has an ``impact_statement``, every statement
-``status_notes``. The statements are written to a temporary file as the guests come; the
-document's ``@id`` is the SHA-256 of the issue time and the statements' text, so equal input
-and timestamp give byte-identical output.
+``status_notes``. A finding the operator suppressed (``--suppress``) keeps its status (a VEX
+statement is a fact about exposure): the ``status_notes`` of its statements (an advisory's
+CVEs; for XSA-97, the CVE of the guest's paging mode, or both without one) end with
+``suppressed by the operator: <reason> (FILE:line)``.
+
+The statements are written to a temporary file as the guests come; the document's ``@id``
+is the SHA-256 of the issue time and the statements' text, so equal input and timestamp give
+byte-identical output.
 """
 
 from __future__ import annotations
@@ -244,8 +249,13 @@ def _advisory_statement(f: Finding, a: AdvisoryFinding, cve: str, identity: str,
         if figure:
             impact.append(figure)
         statement["impact_statement"] = "; ".join(impact) or "not affected"
-    statement["status_notes"] = notes
+    statement["status_notes"] = _suppressed(notes, a.suppressed)
     return statement
+
+
+def _suppressed(notes: str, suppressed: str | None) -> str:
+    """``status_notes`` with the operator's suppression, if any, said at the end."""
+    return notes if suppressed is None else f"{notes}; suppressed by the operator: {suppressed}"
 
 
 def _statement(f: Finding, cve: str, identity: str, budget_ms: float,
@@ -298,5 +308,6 @@ def _statement(f: Finding, cve: str, identity: str, budget_ms: float,
             impact.append(stall)
     if statement["status"] == "not_affected":
         statement["impact_statement"] = "; ".join(impact) or "not affected"
-    statement["status_notes"] = notes
+    statement["status_notes"] = _suppressed(notes, f.suppressed if mine in (None, cve)
+                                            else None)
     return statement

@@ -15,6 +15,9 @@ atomically). Metrics, all gauges, no timestamps (the collector rejects files wit
     xenvmmu_guest_advisory_assessed{guest,source,paging,advisory}          0 when unknown
     xenvmmu_guest_advisory_worst_case_stall_seconds{guest,source,paging,advisory}
                                                          only when the advisory has a figure
+    xenvmmu_guest_advisory_suppressed{guest,source,paging,advisory,impact}
+                                                         1 suppressed by the operator, else 0;
+                                                         only for an affected or unknown one
 
 (plus ``occurrence`` on a guest's series when needed to keep them unique, see below)
 
@@ -28,7 +31,13 @@ a series per guest and reported advisory that concerns the guest (``Finding.advi
 XSA-97's entry included: it mirrors the guest's verdict), ``impact`` being ``availability``
 (a stall: denial of service) or ``integrity``; an unbounded advisory has no stall series.
 ``xenvmmu_advisory_guests`` has all three verdicts of every reported advisory that concerns
-a guest or that the run was narrowed to.
+a guest or that the run was narrowed to. ``xenvmmu_guest_advisory_suppressed`` is 1 when
+the operator suppressed the guest's verdict of the advisory (``--suppress``; the reason is
+free text, so it is not a label: the other formats carry it), 0 when not; it has a series
+only where the verdict is affected or unknown, which is all a suppression silences (a
+fleet's many not-affected verdicts add none). A suppressed finding keeps its ``_affected``
+and ``_assessed`` values; an alert on what is not silenced: ``xenvmmu_guest_advisory_affected
+== 1 unless xenvmmu_guest_advisory_suppressed == 1`` (the two have the same labels).
 
 Label values are identifiers only (guest name, file path, enum values; an unknown value is the
 empty string, which Prometheus treats as an absent label), never free text, so the number of
@@ -152,6 +161,8 @@ GUEST_FAMILIES = (
      "1 if the guest could be assessed for the advisory, 0 if its verdict is unknown."),
     ("xenvmmu_guest_advisory_worst_case_stall_seconds",
      "Longest non-preemptible section of the advisory's operations for the guest."),
+    ("xenvmmu_guest_advisory_suppressed",
+     "1 if the operator suppressed the guest's verdict of the advisory (--suppress), else 0."),
 )
 #: The families that are XSA-97's alone (left out when the run does not report it).
 XSA97_FAMILIES = frozenset(name for name, _ in GUEST_FAMILIES[1:4])
@@ -233,6 +244,9 @@ class PrometheusFormatter(Formatter):
             if a.worst_case_ms is not None and not a.unbounded:
                 out.append(("xenvmmu_guest_advisory_worst_case_stall_seconds", mine,
                             a.worst_case_ms / 1000))
+            if a.verdict != "not_affected":  # what a suppression can silence
+                out.append(("xenvmmu_guest_advisory_suppressed",
+                            (*mine, ("impact", a.impact)), a.suppressed is not None))
         return out
 
     def _info_labels(self, labels: Labels, f: Finding, head: Headline, xsa97: bool) -> Labels:

@@ -31,6 +31,12 @@ of that advisory, which is then the one result (the former ``XSA-410-TEARDOWN`` 
 ``XSA-410`` rule now), and never for an advisory the run does not report.
 Not-affected guests and advisories get no result of their own.
 
+A finding the operator suppressed (``--suppress``: ``Finding.suppressed`` for the XSA-97
+result, ``AdvisoryFinding.suppressed`` for an advisory's) stays a result, with
+``suppressions`` (§3.27.23, §3.35): one of kind ``external`` (kept in a file apart from the
+guest's configuration), status ``accepted``, whose ``justification`` is the reason and where
+it was written (``FILE:line``).
+
 A result's location is the decisive setting's file, with a region whose ``startLine`` is the
 setting's line when it is known (``AdvisoryFinding.decisive``, else ``Finding.decisive``,
 else ``Finding.source``); when that is another file than the guest's own (e.g. ``hap=0`` on
@@ -318,9 +324,11 @@ def _locations(f: Finding, result: dict[str, object], ref: SourceRef | None = No
 
 
 def _skeleton(rule_id: str, kind: str, level: str, text: str, f: Finding,
-              ref: SourceRef | None = None, op: str | None = None) -> dict[str, object]:
+              ref: SourceRef | None = None, op: str | None = None,
+              suppressed: str | None = None) -> dict[str, object]:
     """A result's fields before its properties (``ruleIndex`` and the fingerprint are added
-    as it is written)."""
+    as it is written); ``suppressed``: the operator's suppression of it (reason and
+    ``FILE:line``)."""
     result: dict[str, object] = {
         "ruleId": rule_id,
         "kind": kind,
@@ -328,6 +336,9 @@ def _skeleton(rule_id: str, kind: str, level: str, text: str, f: Finding,
         "message": {"text": text},
     }
     _locations(f, result, ref)
+    if suppressed is not None:
+        result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                   "justification": suppressed}]
     result["_fingerprint_key"] = _fingerprint_key(rule_id, f, op)
     return result
 
@@ -385,7 +396,8 @@ def _advisory_result(f: Finding, a: AdvisoryFinding, budget_ms: float) -> dict[s
         kind, level = "review", "none"
         why = a.reasons[0] if a.reasons else "no reason recorded"
         text = f"{head}: could not be assessed: {_sentence(why)}"
-    result = _skeleton(a.id, kind, level, text, f, a.location(f.source))
+    result = _skeleton(a.id, kind, level, text, f, a.location(f.source),
+                       suppressed=a.suppressed)
     result["properties"] = {
         "guest": f.name,
         "advisory": a.id,
@@ -433,7 +445,7 @@ def _result(f: Finding, budget_ms: float) -> dict[str, object]:
         text = f"Guest '{name}' could not be assessed for XSA-97: {_sentence(why)}"
         if mitigation is not None:
             text += f" Suggested: {_sentence(mitigation.text)}"
-    result = _skeleton(rule_id, kind, level, text, f)
+    result = _skeleton(rule_id, kind, level, text, f, suppressed=f.suppressed)
     result["properties"] = {
         "guest": f.name,
         "verdict": f.verdict,

@@ -12,6 +12,11 @@ summary. Under each guest, its other advisories (``Finding.advisories``) that ar
 (verdict, severity, range or ``unbounded``, ``integrity impact`` for a memory corruption,
 CVEs, fix, mitigations) or unknown (with what is missing); ``verbose``: every one, with its
 reasons. A line per reported advisory with its counts precedes the summary line.
+
+A finding the operator suppressed (``--suppress``) keeps its verdict and is marked: its
+advisory's line says ``suppressed (<reason> (FILE:line))`` instead of the fixes, as does a
+suppressed XSA-97 verdict (its guest line ends ``, suppressed``, and a ``suppressed:`` line
+replaces its fixes); the count line of an advisory adds ``, N suppressed``.
 ``summary_only`` gives the fleet summary instead: counts per verdict, severity, release and
 advisory, and the ten worst guests.
 
@@ -63,6 +68,7 @@ from xenvmmu.audit.format.base import (
     shortest_unique_suffixes,
     spool,
     summary_line,
+    suppressed_counts,
     verdict_label,
     yes_no,
 )
@@ -279,6 +285,8 @@ class TableFormatter(Formatter):
             line += f", {f.cve}"
         elif not head.xsa97 and head.advisory is not None:
             line += f", {head.advisory}"
+        if head.suppressed is not None:
+            line += ", suppressed"
         out = [f"{line} ({one_line(where)})"]
         own = head.xsa97 or head.advisory is None  # an advisory's reasons are on its line
         if own and (self.verbose or head.verdict != "not_affected"):
@@ -286,7 +294,9 @@ class TableFormatter(Formatter):
         for op in related:
             text = related_text(op, related_severity(op, audit))
             out.append(self._wrap(one_line(text), "  related: ", "    "))
-        if head.xsa97:
+        if head.xsa97 and f.suppressed is not None:
+            out.append(self._wrap(one_line(f.suppressed), "  suppressed: ", "    "))
+        elif head.xsa97:
             for i, mitigation in enumerate(f.mitigations, 1):
                 out.append(self._wrap(f"{one_line(mitigation.text)} [{mitigation.action}]",
                                       f"  fix {i}: ", "    "))
@@ -337,9 +347,13 @@ class TableFormatter(Formatter):
         out.write("\n" + summary_line(audit, heads.counts) + "\n")
 
     def _advisory_lines(self, audit: AuditStream) -> list[str]:
-        """``XSA-344:     2 affected, 5 not affected, 0 unknown`` per reported advisory."""
+        """``XSA-344:     2 affected, 5 not affected, 0 unknown`` per reported advisory (and
+        ``, 1 suppressed`` when the operator suppressed some)."""
+        _, suppressed = suppressed_counts(audit)
         return [f"{advisory_id + ':':<12} {n['affected']} affected, {n['not_affected']} not "
-                f"affected, {n['unknown']} unknown" for advisory_id, n in advisory_counts(audit)]
+                f"affected, {n['unknown']} unknown"
+                + (f", {suppressed[advisory_id]} suppressed" if suppressed[advisory_id] else "")
+                for advisory_id, n in advisory_counts(audit)]
 
     def _paint(self, text: str, verdict: Verdict) -> str:
         if not self.color:
