@@ -427,10 +427,12 @@ def _holds(value: object, mark: str) -> bool:
     """Whether ``mark`` is in any text of ``value`` (strings, tuples, dataclasses)."""
     if isinstance(value, str):
         return mark in value
+    if value is None or type(value) in _PLAIN:
+        return False
     if isinstance(value, tuple | list | frozenset | set):
         return any(_holds(v, mark) for v in value)
     if is_dataclass(value) and not isinstance(value, type):
-        return any(_holds(getattr(value, f.name), mark) for f in fields(value))
+        return any(_holds(getattr(value, name), mark) for name in _all_fields(type(value)))
     if isinstance(value, dict):
         return any(_holds(k, mark) or _holds(v, mark) for k, v in value.items())
     return False
@@ -463,6 +465,12 @@ def _unmark(value: object, source: str) -> object:
 
 #: Values that hold no text: nothing to replace in them.
 _PLAIN = frozenset({int, float, bool})
+
+
+@functools.cache
+def _all_fields(cls: type) -> tuple[str, ...]:
+    """A dataclass's fields (cached: ``fields()`` is slow in a loop over a fleet)."""
+    return tuple(f.name for f in fields(cls))
 
 
 @functools.cache
