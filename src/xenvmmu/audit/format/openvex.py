@@ -82,6 +82,7 @@ from xenvmmu.audit.format.base import (
     TOOL_NAME,
     Formatter,
     JsonListWriter,
+    RawJson,
     advisory_impact,
     encode_json,
     finding_cve,
@@ -161,9 +162,22 @@ class OpenVexFormatter(Formatter):
         arm = str(audit.host.get("arch") or "x86") == "arm"
         xsa97 = reports(audit, ADVISORY)
         count = 0
+        # the parts statements share, encoded once: a CVE's vulnerability block (the same
+        # for every guest) and a guest's products list (the same for its every statement)
+        inner = newline + "  "
+        vulnerabilities: dict[str, RawJson] = {}
         with spool() as statements:
             for f in audit:
+                products: RawJson | None = None
                 for statement in _statements(f, identity(f), audit, xsa97, arm):
+                    vulnerability = statement["vulnerability"]
+                    key = repr(vulnerability)
+                    if key not in vulnerabilities:
+                        vulnerabilities[key] = RawJson(encode_json(vulnerability, inner))
+                    statement["vulnerability"] = vulnerabilities[key]
+                    if products is None:
+                        products = RawJson(encode_json(statement["products"], inner))
+                    statement["products"] = products
                     text = encode_json(statement, newline)
                     text = ("," + newline if count else newline) + text
                     digest.update(text.encode("utf-8", "surrogatepass"))
