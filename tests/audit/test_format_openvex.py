@@ -430,3 +430,27 @@ def test_a_suppressed_finding_keeps_its_status_and_says_so(
     for cve in ("CVE-2014-5149", "CVE-2020-25601", "CVE-2026-42493"):
         assert "suppressed" not in silenced[cve]["status_notes"]
     assert not any("suppressed" in s["status_notes"] for s in plain.values())
+
+
+def test_statements_of_a_shared_advisory_are_each_guests_own() -> None:
+    """Guests of one shape share their advisory findings, whose statements are encoded once
+    with stand-ins for the guest's products and notes: each guest still gets its own, even
+    with names that hold backslashes, quotes or the stand-in's text itself."""
+    from xenvmmu.audit.findings import AdvisoryFinding
+
+    adv = AdvisoryFinding(id="XSA-344", cves=("CVE-2020-25601",), verdict="affected",
+                          worst_case_ms=65.5, worst_case_ms_low=13.1,
+                          operations=("evtchn_reset",), fixed=False,
+                          mitigations=("Set max_event_channels = 1,023 or less.",))
+    names = ["a", 'b "quoted" \\\\', "\\u0000xenvmmu-notes\\u0000"]
+    findings = [replace(PV, name=n, source=SourceRef(f"/etc/xen/g{i}.cfg"), advisories=(adv,),
+                        uuid=None)
+                for i, n in enumerate(names)]
+    doc = render(AuditReport(findings=tuple(findings)))
+    stated = [s for s in doc["statements"] if s["vulnerability"]["name"] == "CVE-2020-25601"]
+    assert [s["status"] for s in stated] == ["affected"] * 3
+    assert [s["products"][0]["@id"] for s in stated] == [
+        f"urn:xenvmmu:guest:path:/etc/xen/g{i}.cfg" for i in range(3)]
+    for s, n in zip(stated, names, strict=True):
+        assert s["status_notes"].startswith(f'guest "{n}" read from /etc/xen/')
+        assert s["action_statement"] == "Set max_event_channels = 1,023 or less."

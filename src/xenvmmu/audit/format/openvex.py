@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from datetime import UTC, datetime
 from typing import TextIO
@@ -162,23 +163,10 @@ class OpenVexFormatter(Formatter):
         arm = str(audit.host.get("arch") or "x86") == "arm"
         xsa97 = reports(audit, ADVISORY)
         count = 0
-        # the parts statements share, encoded once: a CVE's vulnerability block (the same
-        # for every guest) and a guest's products list (the same for its every statement)
-        inner = newline + "  "
-        vulnerabilities: dict[str, RawJson] = {}
+        texts = _StatementTexts(newline, audit, xsa97, arm)
         with spool() as statements:
             for f in audit:
-                products: RawJson | None = None
-                for statement in _statements(f, identity(f), audit, xsa97, arm):
-                    vulnerability = statement["vulnerability"]
-                    key = repr(vulnerability)
-                    if key not in vulnerabilities:
-                        vulnerabilities[key] = RawJson(encode_json(vulnerability, inner))
-                    statement["vulnerability"] = vulnerabilities[key]
-                    if products is None:
-                        products = RawJson(encode_json(statement["products"], inner))
-                    statement["products"] = products
-                    text = encode_json(statement, newline)
+                for text in texts(f, identity(f)):
                     text = ("," + newline if count else newline) + text
                     digest.update(text.encode("utf-8", "surrogatepass"))
                     statements.write(text)
@@ -204,19 +192,63 @@ class OpenVexFormatter(Formatter):
         }
 
 
-def _statements(f: Finding, identity: str, audit: AuditStream, xsa97: bool,
-                arm: bool) -> list[dict[str, object]]:
-    """The guest's statements: XSA-97's two CVEs (when reported), then each CVE of its
-    other reported advisories, each CVE once."""
-    out = [_statement(f, cve, identity, audit.budget_ms, arm) for cve in CVES] if xsa97 \
-        else []
-    stated = set(CVES) if xsa97 else set()
-    for a in stated_advisories(f, audit):
-        for cve in a.cves:
-            if cve not in stated:
+#: Stand-ins in a statement encoded once for the guests of one shape (:class:`_StatementTexts`):
+#: the guest's products list and the start of its status notes. No input holds them (NUL).
+_PRODUCTS = RawJson("\x00xenvmmu-products\x00")
+_NOTES = "\x00xenvmmu-notes\x00"
+_STR = json.encoder.encode_basestring_ascii  # as encode_json writes strings
+_NOTES_JSON = _STR(_NOTES)[1:-1]
+
+
+class _StatementTexts:
+    """Each guest's statements as JSON text: XSA-97's two CVEs (when reported), then each
+    CVE of its other reported advisories, each CVE once. A statement of another advisory
+    depends on the guest only through its products and the start of its status notes, so
+    it is encoded once per advisory finding (guests of one shape share theirs) with
+    stand-ins for those two, which each guest's own then replace."""
+
+    def __init__(self, newline: str, audit: AuditStream, xsa97: bool, arm: bool) -> None:
+        self.newline, self.inner = newline, newline + "  "
+        self.audit, self.xsa97, self.arm = audit, xsa97, arm
+        self.vulnerabilities: dict[str, RawJson] = {}
+        self.templates: dict[tuple[int, str], tuple[AdvisoryFinding, str]] = {}
+
+    def __call__(self, f: Finding, identity: str) -> list[str]:
+        budget = self.audit.budget_ms
+        products = RawJson(encode_json([product(f, identity)], self.inner))
+        notes = _notes(f)
+        out: list[str] = []
+        stated: set[str] = set()
+        if self.xsa97:
+            for cve in CVES:
                 stated.add(cve)
-                out.append(_advisory_statement(f, a, cve, identity, audit.budget_ms))
-    return out
+                out.append(self._encode(_statement(f, cve, notes, budget, self.arm), products))
+        for a in stated_advisories(f, self.audit):
+            for cve in a.cves:
+                if cve in stated:
+                    continue
+                stated.add(cve)
+                hit = self.templates.get((id(a), cve))
+                if hit is None or hit[0] is not a:
+                    text = self._encode(_advisory_statement(a, cve, _NOTES, budget), _PRODUCTS)
+                    if len(self.templates) >= 16384:
+                        self.templates.clear()
+                    hit = self.templates[(id(a), cve)] = (a, text)
+                # notes first: the products (percent-encoded ids) hold no backslash, and
+                # the encoded notes no NUL, so neither can hold the other's stand-in
+                out.append(hit[1].replace(_NOTES_JSON, _STR(notes)[1:-1], 1)
+                           .replace(_PRODUCTS, products, 1))
+        return out
+
+    def _encode(self, statement: dict[str, object], products: RawJson) -> str:
+        vulnerability = statement["vulnerability"]
+        key = repr(vulnerability)
+        if key not in self.vulnerabilities:
+            self.vulnerabilities[key] = RawJson(encode_json(vulnerability, self.inner))
+        ordered: dict[str, object] = {"vulnerability": self.vulnerabilities[key],
+                                      "products": products}
+        ordered.update((k, v) for k, v in statement.items() if k not in ordered)
+        return encode_json(ordered, self.newline)
 
 
 def _vulnerability(cve: str, advisory: str, title: str = "") -> dict[str, object]:
@@ -236,14 +268,11 @@ def _notes(f: Finding) -> str:
             else f"guest read from {where}")
 
 
-def _advisory_statement(f: Finding, a: AdvisoryFinding, cve: str, identity: str,
+def _advisory_statement(a: AdvisoryFinding, cve: str, notes: str,
                         budget_ms: float) -> dict[str, object]:
-    """The statement for one CVE of an advisory other than XSA-97."""
-    statement: dict[str, object] = {
-        "vulnerability": _vulnerability(cve, a.id, a.title),
-        "products": [product(f, identity)],
-    }
-    notes = _notes(f)
+    """The statement for one CVE of an advisory other than XSA-97 (``notes``: the guest's
+    part of the status notes; the products are the caller's)."""
+    statement: dict[str, object] = {"vulnerability": _vulnerability(cve, a.id, a.title)}
     figure = advisory_impact(a, budget_ms)
     if a.verdict == "unknown":
         statement["status"] = "under_investigation"
@@ -272,14 +301,11 @@ def _suppressed(notes: str, suppressed: str | None) -> str:
     return notes if suppressed is None else f"{notes}; suppressed by the operator: {suppressed}"
 
 
-def _statement(f: Finding, cve: str, identity: str, budget_ms: float,
+def _statement(f: Finding, cve: str, notes: str, budget_ms: float,
                arm: bool) -> dict[str, object]:
-    """The statement for one of XSA-97's CVEs."""
-    statement: dict[str, object] = {
-        "vulnerability": _vulnerability(cve, ADVISORY),
-        "products": [product(f, identity)],
-    }
-    notes = _notes(f)
+    """The statement for one of XSA-97's CVEs (``notes``: the guest's part of the status
+    notes; the products are the caller's)."""
+    statement: dict[str, object] = {"vulnerability": _vulnerability(cve, ADVISORY)}
     stall = (
         f"worst-case non-preemptible section {format_ms(f.worst_case_ms)} ms, "
         f"budget {format_number(budget_ms)} ms"
