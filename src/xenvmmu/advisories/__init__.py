@@ -14,10 +14,20 @@ import functools
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
+from typing import Literal, cast
 
 from ..versions import XenVersion
 
-__all__ = ["Advisory", "RegistryError", "advisory", "registry"]
+__all__ = ["Advisory", "Impact", "RegistryError", "advisory", "advisory_url", "registry"]
+
+#: What an advisory threatens: "availability" (a stall, a livelock or an exhaustion: denial of
+#: service) or "integrity" (memory corruption such as a use-after-free).
+Impact = Literal["availability", "integrity"]
+
+
+def advisory_url(advisory_id: str) -> str:
+    """An advisory's page on xenbits (``XSA-97`` -> ``.../advisory-97.html``)."""
+    return f"https://xenbits.xen.org/xsa/advisory-{advisory_id.split('-', 1)[-1]}.html"
 
 
 class RegistryError(ValueError):
@@ -51,9 +61,7 @@ class Advisory:
     support_change: tuple[tuple[str, str], ...]  # (branch, release whose SUPPORT.md changed)
     mitigations: tuple[str, ...]
     sources: tuple[str, ...]
-    #: "availability" (a stall or livelock: denial of service) or "integrity" (memory
-    #: corruption, e.g. a use-after-free)
-    impact: str = "availability"
+    impact: Impact = "availability"
     #: how the audit assesses it: "paging_ops" (from the guest's paging operations, the
     #: XSA-97 chain) or one of ``xenvmmu.audit.family.ASSESSMENTS``
     assess: str = "paging_ops"
@@ -138,7 +146,7 @@ def _load(name: str, text: str) -> Advisory:
         fix_commits=_strings(data, "fix_commits", name),
         support_change=_table(data, "support_change", name),
         mitigations=_strings(data, "mitigations", name), sources=_strings(data, "sources", name),
-        impact=impact, assess=str(data.get("assess", "paging_ops")),
+        impact=cast(Impact, impact), assess=str(data.get("assess", "paging_ops")),
         requires=_strings(data, "requires", name), present_why=str(data.get("present_why", "")),
         unbounded=data.get("unbounded") is True, decided_by=_strings(data, "decided_by", name),
     )

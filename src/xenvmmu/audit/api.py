@@ -432,7 +432,7 @@ def _holds(value: object, mark: str) -> bool:
     if isinstance(value, tuple | list | frozenset | set):
         return any(_holds(v, mark) for v in value)
     if is_dataclass(value) and not isinstance(value, type):
-        return any(_holds(getattr(value, name), mark) for name in _all_fields(type(value)))
+        return any(_holds(getattr(value, name), mark) for name in _field_names(type(value)))
     if isinstance(value, dict):
         return any(_holds(k, mark) or _holds(v, mark) for k, v in value.items())
     return False
@@ -452,7 +452,7 @@ def _unmark(value: object, source: str) -> object:
         return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
     if is_dataclass(value) and not isinstance(value, type):
         changed = {}
-        for name in _text_fields(type(value)):
+        for name in _field_names(type(value)):
             old = getattr(value, name)
             if old is None or type(old) in _PLAIN:
                 continue
@@ -468,14 +468,9 @@ _PLAIN = frozenset({int, float, bool})
 
 
 @functools.cache
-def _all_fields(cls: type) -> tuple[str, ...]:
-    """A dataclass's fields (cached: ``fields()`` is slow in a loop over a fleet)."""
-    return tuple(f.name for f in fields(cls))
-
-
-@functools.cache
-def _text_fields(cls: type) -> tuple[str, ...]:
-    """A dataclass's init fields (cached: ``fields()`` is slow in a loop over a fleet)."""
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's init fields (the findings have no others; cached: ``fields()`` is
+    slow in a loop over a fleet)."""
     return tuple(f.name for f in fields(cls) if f.init)
 
 

@@ -38,8 +38,8 @@ EVTCHN_MAX_PORTS = 131072
 @dataclass(frozen=True)
 class GuestContext:
     """What the family's assessments read about one guest beyond its config: its paging
-    mode (None: no HVM paging), its paging pool in pages and the pool a fully 4 KiB-mapped
-    p2m needs (None: unknown), and the CPU vendor (None: unknown)."""
+    mode (None: no HVM paging), its paging pool and the pages its paging covers (None:
+    unknown), and the vCPUs the paging state is sized for."""
 
     guest: GuestSpec
     host: HostSpec
@@ -47,7 +47,8 @@ class GuestContext:
     settings: AuditSettings
     mode: Paging | None = None
     pool_pages: int | None = None
-    p2m_pool_pages: int | None = None
+    pages: int | None = None
+    vcpus: int = 1
 
 
 def advisory_finding(
@@ -70,7 +71,7 @@ def advisory_finding(
         id=adv.id, cves=adv.cves, verdict=verdict, worst_case_ms=worst, worst_case_ms_low=low,
         operations=operations, fixed=fixed, reasons=tuple(clean_text(r) for r in reasons),
         mitigations=tuple(mitigations), title=adv.title,
-        impact="integrity" if adv.impact == "integrity" else "availability",
+        impact=adv.impact,
         severity=severity, unbounded=unbounded, decisive=decisive,
     )
 
@@ -315,22 +316,23 @@ def pod_livelock(adv: Advisory, ctx: GuestContext) -> AdvisoryFinding:
                                 low=None, operations=(), fixed=fixed, decisive=at,
                                 reasons=[f"{head}: this release fails the fault instead of "
                                          "retrying forever"])
-    if ctx.pool_pages is None or ctx.p2m_pool_pages is None:
+    if ctx.pool_pages is None or ctx.pages is None or ctx.mode is None:
         return advisory_finding(adv, "unknown", ctx.settings, ctx.host, worst=None, low=None,
                                 operations=(), fixed=fixed, decisive=at,
                                 reasons=[f"{head}: the paging pool size is unknown"])
-    if ctx.pool_pages >= ctx.p2m_pool_pages:
+    need = p2m_pool_pages(ctx.pages, ctx.mode, ctx.vcpus)  # only a PoD guest pays for it
+    if ctx.pool_pages >= need:
         return advisory_finding(
             adv, "not_affected", ctx.settings, ctx.host, worst=None, low=None, operations=(),
             fixed=fixed, decisive=at,
             reasons=[f"{head}: the paging pool ({ctx.pool_pages * 4:,} KiB) holds a fully "
-                     f"4 KiB-mapped p2m ({ctx.p2m_pool_pages * 4:,} KiB), so shattering "
+                     f"4 KiB-mapped p2m ({need * 4:,} KiB), so shattering "
                      "cannot run out of pages"])
     return advisory_finding(
         adv, "affected", ctx.settings, ctx.host, worst=None, low=None,
         operations=("pod_shatter_retry",), fixed=fixed, unbounded=True, decisive=at,
         reasons=[f"{head}: the paging pool ({ctx.pool_pages * 4:,} KiB) is smaller than a "
-                 f"fully 4 KiB-mapped p2m ({ctx.p2m_pool_pages * 4:,} KiB); once it runs "
+                 f"fully 4 KiB-mapped p2m ({need * 4:,} KiB); once it runs "
                  "out while a superpage is shattered, the guest's fault is retried forever "
                  "on a physical CPU"],
         mitigations=[_no_pod_fix(g), upgrade(adv, ctx.profile)])

@@ -10,10 +10,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..advisories import Impact as Impact  # re-exported: AdvisoryFinding.impact
+from ..advisories import advisory_url
 from ..severity import Severity as _Severity
 
 Verdict = Literal["affected", "not_affected", "unknown"]
-Impact = Literal["availability", "integrity"]
 
 
 def clean_text(text: str) -> str:
@@ -135,7 +136,7 @@ class AdvisoryFinding:
     @property
     def url(self) -> str:
         """The advisory's page on xenbits."""
-        return f"https://xenbits.xen.org/xsa/advisory-{self.id.split('-', 1)[1]}.html"
+        return advisory_url(self.id)
 
 
 @dataclass(frozen=True)

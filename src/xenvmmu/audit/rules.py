@@ -27,7 +27,6 @@ from .family import (
     advisory_finding,
     fixed_by,
     own_file,
-    p2m_pool_pages,
     setting_ref,
     upgrade,
 )
@@ -158,11 +157,12 @@ def advisory_findings(
 def family_findings(guest: GuestSpec, host: HostSpec, profile: Profile,
                     settings: AuditSettings, mode: Paging | None, *, any_mode: bool,
                     pool_pages: int | None = None,
-                    p2m_pool_pages: int | None = None) -> tuple[AdvisoryFinding, ...]:
+                    pages: int | None = None) -> tuple[AdvisoryFinding, ...]:
     """The registry advisories assessed by :mod:`~xenvmmu.audit.family` that concern this
     guest: with ``any_mode`` those whose operations run whatever the paging mode (event
     channels, grants, Arm's p2m); else those of an HVM paging ``mode``."""
-    ctx = GuestContext(guest, host, profile, settings, mode, pool_pages, p2m_pool_pages)
+    ctx = GuestContext(guest, host, profile, settings, mode, pool_pages, pages,
+                       guest_vcpus(guest))
     out = []
     for adv in registry():
         if adv.assess == "paging_ops" or not _applies(adv, guest, host, settings):
@@ -213,20 +213,17 @@ def assess(guest: GuestSpec, host: HostSpec, profile: Profile, settings: AuditSe
     pool = paging_pool(guest, host, profile, decision)
     base["pool_kib"] = pool.kib
     pages = guest_pages(guest)
-    pool_pages = (pool.applied_kib or pool.kib or 0) // 4 if pool.kib is not None else None
-    base["advisories"] = early + family_findings(
-        guest, host, profile, settings, mode, any_mode=False, pool_pages=pool_pages,
-        p2m_pool_pages=(p2m_pool_pages(pages, mode, guest_vcpus(guest))
-                        if pages is not None else None))
-    family = base["advisories"]
-    assert isinstance(family, tuple)
+    known_pool = (pool.applied_kib or pool.kib or 0) // 4 if pool.kib is not None else None
+    family = early + family_findings(guest, host, profile, settings, mode, any_mode=False,
+                                     pool_pages=known_pool, pages=pages)
+    base["advisories"] = family
     if mode == "hap" and isinstance(profile.xsa97, Unknown):
         reasons.append(f"release cannot be classified: {profile.xsa97.reason}")
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
     if pages is None or (mode == "shadow" and pool.kib is None):
         reasons.append(pool.reason if pool.kib is None else "guest memory size unknown")
         return _finish(base, "unknown", reasons, paging_reasons=decision.reasons)
-    pool_pages = (pool.applied_kib or pool.kib or 0) // 4
+    pool_pages = known_pool or 0
     reasons.append(pool.reason)
     spec = worst_case_spec(pages, pool_pages, mode, guest_vcpus(guest))
     needed = pool_for_estimate(spec)

@@ -27,11 +27,6 @@ from xenvmmu.versions import PagingBehaviour
 _CHECK = PreemptCheck("maptrack_release")
 
 
-def entries_per_frame(entry_bytes: int) -> int:
-    """Maptrack entries in one 4 KiB page (``MAPTRACK_PER_PAGE``)."""
-    return 4096 // entry_bytes
-
-
 class MaptrackRelease:
     """``gnttab_release_mappings`` of a domain with ``entries`` maptrack handles, every one
     a mapping in use (the guest's worst case), ``per_page`` to a page; resumable."""

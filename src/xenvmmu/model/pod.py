@@ -31,6 +31,7 @@ Shadow-mode unshadowing of a removed entry is not counted (a lower bound for sha
 
 from __future__ import annotations
 
+from xenvmmu.model.constants import PAGE_SIZE
 from xenvmmu.model.work import ZERO, Op, PreemptCheck, Work, WorkStep
 from xenvmmu.versions import PagingBehaviour, Vendor
 
@@ -40,7 +41,6 @@ POD_SWEEP_LIMIT = 1024
 POD_SWEEP_STRIDE = 16
 #: Bytes the quick zero check reads first (16 words of 8 bytes).
 QUICK_CHECK_BYTES = 16 * 8
-PAGE_BYTES = 4096
 #: Entries read by one p2m lookup (a four-level walk of a 4 KiB-mapped p2m).
 LOOKUP_READS = 4
 _CHECK = PreemptCheck("pod_sweep")
@@ -59,7 +59,7 @@ def zero_check_work(pages: int, vendor: Vendor, beh: PagingBehaviour) -> Work:
     return Work(
         entries_read=LOOKUP_READS * pages,
         pages_mapped=pages,
-        bytes_scanned=(QUICK_CHECK_BYTES + PAGE_BYTES) * pages,
+        bytes_scanned=(QUICK_CHECK_BYTES + PAGE_SIZE) * pages,
         entries_written=2 * pages,
         lock_round_trips=2 * pages if npt else 0,
         tlb_flushes=pages if not npt and not beh.ept_flush_deferred else 0,

@@ -56,7 +56,8 @@ from pathlib import Path
 from typing import IO, ClassVar, TextIO, TypeVar
 
 from xenvmmu import __version__
-from xenvmmu.advisories import registry
+from xenvmmu.advisories import RegistryError, advisory, registry
+from xenvmmu.advisories import advisory_url as advisory_url  # re-exported for the formats
 from xenvmmu.audit.findings import (
     AdvisoryFinding,
     AuditReport,
@@ -76,7 +77,7 @@ from xenvmmu.xlcfg import file_kind
 
 TOOL_NAME = "xenvmmu"
 ADVISORY = "XSA-97"
-ADVISORY_URL = "https://xenbits.xen.org/xsa/advisory-97.html"
+ADVISORY_URL = advisory_url("XSA-97")
 CVE_HAP = "CVE-2014-5146"
 CVE_SHADOW = "CVE-2014-5149"
 VERDICTS: tuple[Verdict, ...] = ("affected", "not_affected", "unknown")
@@ -325,18 +326,14 @@ def reported_ids(audit: AuditReport | AuditStream) -> tuple[str, ...]:
     return audit.advisories or tuple(a.id for a in registry())
 
 
-def advisory_url(advisory_id: str) -> str:
-    """An advisory's page on xenbits (``AdvisoryFinding.url`` for an id)."""
-    return f"https://xenbits.xen.org/xsa/advisory-{advisory_id.split('-', 1)[-1]}.html"
-
-
 def advisory_facts(advisory_id: str) -> tuple[str, tuple[str, ...], Impact]:
     """An advisory's title, CVEs and impact from the registry (``""``, ``()`` and
     availability for an id it does not have)."""
-    for a in registry():
-        if a.id == advisory_id:
-            return a.title, a.cves, "integrity" if a.impact == "integrity" else "availability"
-    return "", (), "availability"
+    try:
+        a = advisory(advisory_id)
+    except RegistryError:
+        return "", (), "availability"
+    return a.title, a.cves, a.impact
 
 
 def guest_advisories(f: Finding, audit: AuditReport | AuditStream, *,
@@ -682,6 +679,9 @@ def dump_json(document: object) -> str:
 
 
 _STR = json.encoder.encode_basestring_ascii
+#: A string as :func:`encode_json` writes it (quoted, ASCII escapes): for formats that splice
+#: encoded text.
+json_string = _STR
 
 
 def _scalar(value: object, out: list[str]) -> bool:

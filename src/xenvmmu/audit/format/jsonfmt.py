@@ -74,6 +74,7 @@ from xenvmmu.audit.format.base import (
     guest_advisories,
     guest_facts,
     host_facts,
+    json_string,
     register,
     reported_ids,
     reported_ops,
@@ -167,8 +168,7 @@ class _Operations:
 #: Stands for the guest's own file in an advisories list encoded once for every guest of a
 #: shape (:class:`_Advisories`); no path holds it (a NUL byte).
 _OWN_FILE = "\x00xenvmmu-guest-file\x00"
-_STR = json.encoder.encode_basestring_ascii  # as encode_json writes strings
-_OWN_FILE_JSON = _STR(_OWN_FILE)[1:-1]
+_OWN_FILE_JSON = json_string(_OWN_FILE)[1:-1]
 
 
 class _Advisories:
@@ -193,7 +193,7 @@ class _Advisories:
             hit = self.cache[id(advs)] = (advs, text)
         text = hit[1]
         if _OWN_FILE_JSON in text:
-            text = text.replace(_OWN_FILE_JSON, _STR(f.source.path)[1:-1])
+            text = text.replace(_OWN_FILE_JSON, json_string(f.source.path)[1:-1])
         return RawJson(text)
 
 

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 from datetime import UTC, datetime
 from typing import TextIO
@@ -90,6 +89,7 @@ from xenvmmu.audit.format.base import (
     first_mitigation,
     format_ms,
     format_number,
+    json_string,
     one_line,
     register,
     reports,
@@ -196,8 +196,7 @@ class OpenVexFormatter(Formatter):
 #: the guest's products list and the start of its status notes. No input holds them (NUL).
 _PRODUCTS = RawJson("\x00xenvmmu-products\x00")
 _NOTES = "\x00xenvmmu-notes\x00"
-_STR = json.encoder.encode_basestring_ascii  # as encode_json writes strings
-_NOTES_JSON = _STR(_NOTES)[1:-1]
+_NOTES_JSON = json_string(_NOTES)[1:-1]
 
 
 class _StatementTexts:
@@ -236,7 +235,7 @@ class _StatementTexts:
                     hit = self.templates[(id(a), cve)] = (a, text)
                 # notes first: the products (percent-encoded ids) hold no backslash, and
                 # the encoded notes no NUL, so neither can hold the other's stand-in
-                out.append(hit[1].replace(_NOTES_JSON, _STR(notes)[1:-1], 1)
+                out.append(hit[1].replace(_NOTES_JSON, json_string(notes)[1:-1], 1)
                            .replace(_PRODUCTS, products, 1))
         return out
 
